@@ -1,0 +1,31 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Marshal encodes an envelope as JSON after validating it.
+func Marshal(e Envelope) ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return nil, fmt.Errorf("marshal event %q: %w", e.ID, err)
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("marshal event %q: %w", e.ID, err)
+	}
+	return b, nil
+}
+
+// Unmarshal decodes and validates a JSON envelope. The error wraps
+// [ErrMalformed] so callers can park the bytes instead of retrying.
+func Unmarshal(b []byte) (Envelope, error) {
+	var e Envelope
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := e.Validate(); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return e, nil
+}

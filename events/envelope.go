@@ -1,0 +1,85 @@
+// Package events defines the envelope every evflow event travels in, its JSON
+// codec, the registry of event types and schema versions, and the reference
+// domain's event types (the app aggregate and its usage events).
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Envelope is the unit written to the stream. Everything but Data is
+// metadata that the bus, the projections and operators can read without
+// knowing the event type.
+type Envelope struct {
+	// ID identifies the event. Producers derive it deterministically (from a
+	// command id or an SDK-generated id) so a retried publish is deduplicated.
+	ID string `json:"id"`
+	// Type names the event, for example "app.created"; see the Type constants.
+	Type string `json:"type"`
+	// SchemaVersion is the version of Data's schema for Type.
+	SchemaVersion int `json:"schema_version"`
+	// Tenant is the organization that owns the aggregate.
+	Tenant string `json:"tenant"`
+	// AggregateType and AggregateID name the ordering key: all events with
+	// the same AggregateID go to one partition and are applied in order.
+	AggregateType string `json:"aggregate_type"`
+	AggregateID   string `json:"aggregate_id"`
+	// OccurredAt is when the fact happened, as told by its producer.
+	OccurredAt time.Time `json:"occurred_at"`
+	// CorrelationID ties together everything caused by one request.
+	CorrelationID string `json:"correlation_id,omitempty"`
+	// CausationID is the id of the command or event that caused this one.
+	CausationID string `json:"causation_id,omitempty"`
+	// Data is the type-specific payload, decoded through a [Registry].
+	Data json.RawMessage `json:"data"`
+}
+
+// Record is an envelope read back from the stream, with where it was read.
+type Record struct {
+	Envelope
+	// Partition is the partition the event was stored in.
+	Partition int
+	// Position is the event's stream position: strictly increasing within a
+	// partition, and so within an aggregate. Projections store the position
+	// of the last event they applied and ignore anything not above it.
+	Position uint64
+}
+
+// idPattern is what IDs, tenants and aggregate ids may look like. They end up
+// in broker subjects and store keys, so no dots, spaces or wildcards.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,128}$`)
+
+// ValidID reports whether s is usable as an aggregate id, tenant or event id.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// FieldError is a validation failure of one named field.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Reason) }
+
+// Validate checks the metadata of an envelope. It returns a *FieldError
+// (possibly several, joined) naming each field at fault.
+func (e Envelope) Validate() error {
+	var errs []error
+	check := func(ok bool, field, reason string) {
+		if !ok {
+			errs = append(errs, &FieldError{Field: field, Reason: reason})
+		}
+	}
+	check(ValidID(e.ID), "id", "must be 1-128 characters of [A-Za-z0-9_-]")
+	check(e.Type != "", "type", "is required")
+	check(e.SchemaVersion > 0, "schema_version", "must be at least 1")
+	check(ValidID(e.Tenant), "tenant", "must be 1-128 characters of [A-Za-z0-9_-]")
+	check(ValidID(e.AggregateType), "aggregate_type", "must be 1-128 characters of [A-Za-z0-9_-]")
+	check(ValidID(e.AggregateID), "aggregate_id", "must be 1-128 characters of [A-Za-z0-9_-]")
+	check(!e.OccurredAt.IsZero(), "occurred_at", "is required")
+	check(len(e.Data) > 0 && json.Valid(e.Data), "data", "must be a JSON value")
+	return errors.Join(errs...)
+}

@@ -1,0 +1,92 @@
+// Package ferret runs an embedded FerretDB (SQLite backend) that speaks the
+// MongoDB wire protocol: the zero-setup stand-in for MongoDB. It has no
+// transactions and slows down sharply on large bulk updates, so evflow caps
+// its bulk size in this mode (see DESIGN.md).
+package ferret
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+// Server is a running embedded FerretDB.
+type Server struct {
+	uri    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start starts FerretDB on a free loopback port, storing SQLite files in dir.
+// FerretDB's own logs go to logger at warning level and above.
+func Start(dir string, logger *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("ferret: data dir: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("ferret: data dir: %w", err)
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	quiet := slog.New(levelFilter{h: logger.Handler(), min: slog.LevelWarn})
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+		Logger:    quiet,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ferret: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		_ = f.Run(ctx)
+	}()
+	// MongoDBURI blocks until the listener is bound.
+	uriC := make(chan string, 1)
+	go func() { uriC <- f.MongoDBURI() }()
+	select {
+	case s.uri = <-uriC:
+	case <-time.After(10 * time.Second):
+		cancel()
+		return nil, fmt.Errorf("ferret: listener not ready after 10s")
+	}
+	return s, nil
+}
+
+// URI is the MongoDB connection string of the server.
+func (s *Server) URI() string { return s.uri }
+
+// Close stops the server and waits for it to release its files. It is
+// safe to call more than once.
+func (s *Server) Close() error {
+	s.cancel()
+	<-s.done
+	return nil
+}
+
+// levelFilter drops records below min: FerretDB logs every connection at info.
+type levelFilter struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.h.Enabled(ctx, l)
+}
+func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{h: f.h.WithAttrs(a), min: f.min}
+}
+func (f levelFilter) WithGroup(n string) slog.Handler {
+	return levelFilter{h: f.h.WithGroup(n), min: f.min}
+}
