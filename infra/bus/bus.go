@@ -1,0 +1,96 @@
+// Package bus carries evflow events over any Watermill Publisher/Subscriber.
+//
+// It maps envelopes to Watermill messages and back, names the topics of a
+// partitioned stream, and offers an [Appender] that publishes envelopes and
+// reports the stream positions the broker assigned. Backends (JetStream in
+// infra/bus/jetstream, Kafka later) implement message.Publisher and
+// message.Subscriber with these semantics:
+//
+//   - Publish returns only after the broker has stored every message; it
+//     sets [MetaPosition] on each message it stored, and fails with an error
+//     wrapping events.ErrConflict when [MetaExpected] no longer holds.
+//   - A subscription to [PartitionTopic] delivers that partition's messages
+//     in stream order, each with [MetaPosition] and [MetaPartition] set.
+package bus
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/evflow/evflow/events"
+)
+
+// Metadata keys set on Watermill messages.
+const (
+	// MetaPartition is the partition of the message's aggregate.
+	MetaPartition = "evflow_partition"
+	// MetaAggregateType and MetaAggregateID name the message's aggregate.
+	MetaAggregateType = "evflow_aggregate_type"
+	MetaAggregateID   = "evflow_aggregate_id"
+	// MetaPosition is the stream position the broker assigned.
+	MetaPosition = "evflow_position"
+	// MetaExpected, when set on a published message, is the position the
+	// aggregate's last event must have for the publish to succeed.
+	MetaExpected = "evflow_expected"
+)
+
+// ToMessage encodes an envelope as a Watermill message addressed to its
+// aggregate's partition. The message UUID is the event id, which backends
+// use for broker-side deduplication of retried publishes.
+func ToMessage(e events.Envelope, partitions int) (*message.Message, error) {
+	b, err := events.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	m := message.NewMessage(e.ID, b)
+	m.Metadata.Set(MetaPartition, strconv.Itoa(events.Partition(e.AggregateID, partitions)))
+	m.Metadata.Set(MetaAggregateType, e.AggregateType)
+	m.Metadata.Set(MetaAggregateID, e.AggregateID)
+	return m, nil
+}
+
+// FromMessage decodes a delivered message into a record. A malformed
+// payload yields an error wrapping events.ErrMalformed.
+func FromMessage(m *message.Message) (events.Record, error) {
+	pos, err := Position(m)
+	if err != nil {
+		return events.Record{}, err
+	}
+	part, err := strconv.Atoi(m.Metadata.Get(MetaPartition))
+	if err != nil {
+		return events.Record{}, fmt.Errorf("message %s: bad %s %q", m.UUID, MetaPartition, m.Metadata.Get(MetaPartition))
+	}
+	env, err := events.Unmarshal(m.Payload)
+	if err != nil {
+		return events.Record{Partition: part, Position: pos}, fmt.Errorf("message %s at %d: %w", m.UUID, pos, err)
+	}
+	return events.Record{Envelope: env, Partition: part, Position: pos}, nil
+}
+
+// Position returns the stream position a backend set on m.
+func Position(m *message.Message) (uint64, error) {
+	pos, err := strconv.ParseUint(m.Metadata.Get(MetaPosition), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("message %s: bad %s %q", m.UUID, MetaPosition, m.Metadata.Get(MetaPosition))
+	}
+	return pos, nil
+}
+
+// PartitionTopic is the topic that carries partition p of topic.
+func PartitionTopic(topic string, p int) string { return topic + "." + strconv.Itoa(p) }
+
+// ParsePartitionTopic splits a [PartitionTopic] into its topic and partition.
+func ParsePartitionTopic(pt string) (topic string, p int, err error) {
+	i := strings.LastIndexByte(pt, '.')
+	if i <= 0 {
+		return "", 0, fmt.Errorf("topic %q is not a partition topic (want <topic>.<partition>)", pt)
+	}
+	p, err = strconv.Atoi(pt[i+1:])
+	if err != nil || p < 0 {
+		return "", 0, fmt.Errorf("topic %q is not a partition topic (want <topic>.<partition>)", pt)
+	}
+	return pt[:i], p, nil
+}

@@ -1,0 +1,240 @@
+// Package projector runs projections: for every partition it subscribes to
+// the bus from the projection's checkpoint, gathers what has arrived into a
+// batch, decodes it, applies it, and acknowledges it once it is durable.
+//
+// A failed apply is retried in place with backoff, never skipped: the
+// partition waits (others go on) until its store is back, so nothing
+// acknowledged by the broker is lost and order is kept. An event that cannot
+// be decoded is logged and skipped; it can never succeed.
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/evflow/evflow/events"
+	"github.com/evflow/evflow/infra/bus"
+	"github.com/evflow/evflow/projections"
+)
+
+// Defaults of [Config].
+const (
+	DefaultMaxBatch   = 256
+	DefaultMinBackoff = 50 * time.Millisecond
+	DefaultMaxBackoff = 5 * time.Second
+)
+
+// StartAfter returns the last position processed on a partition.
+type StartAfter func(ctx context.Context, partition int) (uint64, error)
+
+// NewSubscriber builds a subscriber that resumes after startAfter and lets
+// window messages be unacknowledged at once.
+type NewSubscriber func(startAfter StartAfter, window int) (message.Subscriber, error)
+
+// Config configures a [Runner].
+type Config struct {
+	// Topic and Partitions name the partitioned stream. Required.
+	Topic      string
+	Partitions int
+	// MaxBatch bounds the events applied in one batch; default [DefaultMaxBatch].
+	MaxBatch int
+	// MinBackoff and MaxBackoff bound the pause between retries of a failed batch.
+	MinBackoff, MaxBackoff time.Duration
+	// Registry decodes event data; default events.Domain().
+	Registry *events.Registry
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = DefaultMinBackoff
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.Registry == nil {
+		c.Registry = events.Domain()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Topic == "" {
+		errs = append(errs, errors.New("projector: Topic is required"))
+	}
+	if c.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("projector: Partitions must be at least 1, got %d", c.Partitions))
+	}
+	return errors.Join(errs...)
+}
+
+// Runner applies one projection over every partition of a stream.
+type Runner struct {
+	cfg     Config
+	proj    projections.Projector
+	sub     message.Subscriber
+	log     *slog.Logger
+	applied atomic.Uint64
+	skipped atomic.Uint64
+	last    []atomic.Uint64
+}
+
+// New returns a runner of proj; newSub builds its subscriber.
+func New(cfg Config, proj projections.Projector, newSub NewSubscriber) (*Runner, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	sub, err := newSub(proj.Checkpoint, 2*cfg.MaxBatch)
+	if err != nil {
+		return nil, fmt.Errorf("projector %s: %w", proj.Name(), err)
+	}
+	return &Runner{
+		cfg: cfg, proj: proj, sub: sub,
+		log:  cfg.Logger.With("projection", proj.Name()),
+		last: make([]atomic.Uint64, cfg.Partitions),
+	}, nil
+}
+
+// Name is the projection's name.
+func (r *Runner) Name() string { return r.proj.Name() }
+
+// Applied is the number of events applied (including idempotent no-ops).
+func (r *Runner) Applied() uint64 { return r.applied.Load() }
+
+// Skipped is the number of undecodable events skipped.
+func (r *Runner) Skipped() uint64 { return r.skipped.Load() }
+
+// Position is the last position applied on partition by this runner.
+func (r *Runner) Position(partition int) uint64 { return r.last[partition].Load() }
+
+// Run consumes every partition until ctx is cancelled, then closes the
+// subscriber. It returns nil after a cancellation, or the first error that
+// prevented a partition from being consumed at all.
+func (r *Runner) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, r.cfg.Partitions)
+	for p := 0; p < r.cfg.Partitions; p++ {
+		ch, err := r.sub.Subscribe(ctx, bus.PartitionTopic(r.cfg.Topic, p))
+		if err != nil {
+			cancel()
+			errs <- fmt.Errorf("projector %s: partition %d: %w", r.proj.Name(), p, err)
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.consume(ctx, p, ch)
+		}()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	_ = r.sub.Close()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message) {
+	msgs := make([]*message.Message, 0, r.cfg.MaxBatch)
+	for {
+		msgs = msgs[:0]
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			msgs = append(msgs, m)
+		case <-ctx.Done():
+			return
+		}
+	gather:
+		for len(msgs) < r.cfg.MaxBatch {
+			select {
+			case m, ok := <-ch:
+				if !ok {
+					break gather
+				}
+				msgs = append(msgs, m)
+			default:
+				break gather
+			}
+		}
+		batch := r.decode(p, msgs)
+		if !r.apply(ctx, p, batch) {
+			return
+		}
+		for _, m := range msgs {
+			m.Ack()
+		}
+		r.applied.Add(uint64(len(batch)))
+		if n := len(batch); n > 0 {
+			r.last[p].Store(batch[n-1].Position)
+		}
+	}
+}
+
+// decode turns messages into events, skipping (and logging) what cannot be
+// decoded; it also drops messages the subscriber withdrew.
+func (r *Runner) decode(p int, msgs []*message.Message) []projections.Event {
+	batch := make([]projections.Event, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Context().Err() != nil {
+			continue
+		}
+		rec, err := bus.FromMessage(m)
+		if err == nil {
+			var payload any
+			if payload, err = r.cfg.Registry.Decode(rec.Envelope); err == nil {
+				batch = append(batch, projections.Event{Record: rec, Payload: payload})
+				continue
+			}
+		}
+		r.skipped.Add(1)
+		r.log.Error("skipping undecodable event", "partition", p, "position", rec.Position, "id", m.UUID, "err", err)
+	}
+	return batch
+}
+
+// apply applies batch, retrying with backoff until it succeeds; it returns
+// false only when ctx ends first.
+func (r *Runner) apply(ctx context.Context, p int, batch []projections.Event) bool {
+	backoff := r.cfg.MinBackoff
+	for attempt := 1; ; attempt++ {
+		err := r.proj.Apply(ctx, p, batch)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		r.log.Warn("apply failed, retrying", "partition", p, "events", len(batch), "attempt", attempt, "backoff", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		}
+		backoff = min(2*backoff, r.cfg.MaxBackoff)
+	}
+}
