@@ -1,0 +1,180 @@
+// Package config holds the configuration of `evflow serve`: every setting
+// is a flag and an environment variable (EVFLOW_ and the flag's name in
+// capitals, dashes as underscores); a flag given on the command line wins.
+// Leaving NATS, MongoDB or Redis unset runs that part embedded.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/evflow/evflow/events"
+)
+
+// Defaults.
+const (
+	DefaultDataDir  = "./evflow-data"
+	DefaultHTTPAddr = "127.0.0.1:8080"
+	DefaultNATSPort = 4222
+	DefaultMongoDB  = "evflow"
+	DefaultMaxBatch = 256
+)
+
+// Config configures a replica.
+type Config struct {
+	// DataDir holds the embedded parts' data (nats/, mongo/).
+	DataDir string
+	// HTTPAddr is where the API listens.
+	HTTPAddr string
+	// NATSURL is a comma-separated list of NATS URLs; empty runs an
+	// embedded nats-server on NATSPort.
+	NATSURL  string
+	NATSPort int
+	// MongoURI is a MongoDB connection string; empty runs an embedded
+	// FerretDB (SQLite) in DataDir.
+	MongoURI string
+	MongoDB  string
+	// RedisAddr is a Redis host:port; empty runs an embedded in-memory Redis
+	// (miniredis), whose projections are rebuilt from the stream at start.
+	RedisAddr string
+	// Partitions of the event stream, fixed for its life.
+	Partitions int
+	// MaxBatch bounds the events a projection applies at once.
+	MaxBatch int
+	// MongoMaxBulk caps MongoDB bulk writes; 0 picks 30 for FerretDB and 500 otherwise.
+	MongoMaxBulk int
+	// Dedup is the window in which a republished event id is dropped.
+	Dedup time.Duration
+	// LogLevel is debug, info, warn or error; LogFormat is text or json.
+	LogLevel  string
+	LogFormat string
+
+	// envErrs records environment variables that did not parse.
+	envErrs []error
+}
+
+// Default returns the zero-setup configuration.
+func Default() Config {
+	return Config{
+		DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, NATSPort: DefaultNATSPort,
+		MongoDB: DefaultMongoDB, Partitions: events.DefaultPartitions, MaxBatch: DefaultMaxBatch,
+		Dedup: 2 * time.Minute, LogLevel: "info", LogFormat: "text",
+	}
+}
+
+// Flags registers every setting on fs, with defaults taken from c and then
+// from the environment.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	str := func(p *string, name, usage string) {
+		fs.StringVar(p, name, env(name, *p), usage+" (env "+EnvName(name)+")")
+	}
+	num := func(p *int, name, usage string) {
+		fs.IntVar(p, name, c.envInt(name, *p), usage+" (env "+EnvName(name)+")")
+	}
+	str(&c.DataDir, "data-dir", "directory of the embedded parts' data")
+	str(&c.HTTPAddr, "http-addr", "address the HTTP API listens on")
+	str(&c.NATSURL, "nats-url", "NATS server URLs, comma-separated; empty runs an embedded nats-server")
+	num(&c.NATSPort, "nats-port", "client port of the embedded nats-server (-1 picks a free one)")
+	str(&c.MongoURI, "mongo-uri", "MongoDB connection string; empty runs an embedded FerretDB")
+	str(&c.MongoDB, "mongo-db", "MongoDB database name")
+	str(&c.RedisAddr, "redis-addr", "Redis host:port; empty runs an embedded in-memory Redis")
+	num(&c.Partitions, "partitions", "partitions of the event stream (fixed once the stream exists)")
+	num(&c.MaxBatch, "max-batch", "most events a projection applies in one batch")
+	num(&c.MongoMaxBulk, "mongo-max-bulk", "most operations in one MongoDB bulk write (0: 30 on FerretDB, 500 otherwise)")
+	fs.DurationVar(&c.Dedup, "dedup-window", c.envDuration("dedup-window", c.Dedup), "window in which a republished event id is dropped (env "+EnvName("dedup-window")+")")
+	str(&c.LogLevel, "log-level", "debug, info, warn or error")
+	str(&c.LogFormat, "log-format", "text or json")
+}
+
+// Validate names the flag of every invalid setting.
+func (c Config) Validate() error {
+	errs := append([]error(nil), c.envErrs...)
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" && (c.NATSURL == "" || c.MongoURI == "") {
+		bad("data-dir", "is required when NATS or MongoDB run embedded")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("http-addr", "%q is not host:port", c.HTTPAddr)
+	}
+	if c.NATSURL == "" && (c.NATSPort < -1 || c.NATSPort > 65535) {
+		bad("nats-port", "%d is not a port (-1 picks a free one)", c.NATSPort)
+	}
+	if c.RedisAddr != "" {
+		if _, _, err := net.SplitHostPort(c.RedisAddr); err != nil {
+			bad("redis-addr", "%q is not host:port", c.RedisAddr)
+		}
+	}
+	if c.MongoURI != "" && !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
+		bad("mongo-uri", "must start with mongodb:// or mongodb+srv://")
+	}
+	if c.MongoDB == "" {
+		bad("mongo-db", "is required")
+	}
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		bad("partitions", "%d is out of range 1-1024", c.Partitions)
+	}
+	if c.MaxBatch < 1 || c.MaxBatch > 10000 {
+		bad("max-batch", "%d is out of range 1-10000", c.MaxBatch)
+	}
+	if c.MongoMaxBulk < 0 {
+		bad("mongo-max-bulk", "%d must not be negative", c.MongoMaxBulk)
+	}
+	if c.Dedup < time.Second {
+		bad("dedup-window", "%s is shorter than 1s", c.Dedup)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// EnvName is the environment variable of a flag.
+func EnvName(flag string) string {
+	return "EVFLOW_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+func env(flag, def string) string {
+	if v, ok := os.LookupEnv(EnvName(flag)); ok {
+		return v
+	}
+	return def
+}
+
+func (c *Config) envInt(flag string, def int) int {
+	s, ok := os.LookupEnv(EnvName(flag))
+	if !ok {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		c.envErrs = append(c.envErrs, fmt.Errorf("%s (--%s): %q is not a whole number", EnvName(flag), flag, s))
+		return def
+	}
+	return v
+}
+
+func (c *Config) envDuration(flag string, def time.Duration) time.Duration {
+	s, ok := os.LookupEnv(EnvName(flag))
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		c.envErrs = append(c.envErrs, fmt.Errorf("%s (--%s): %q is not a duration such as 2m", EnvName(flag), flag, s))
+		return def
+	}
+	return d
+}

@@ -1,0 +1,88 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.uber.org/fx"
+
+	"github.com/evflow/evflow/infra/config"
+	"github.com/evflow/evflow/infra/ferret"
+	"github.com/evflow/evflow/infra/mongo"
+	"github.com/evflow/evflow/infra/redis"
+	"github.com/evflow/evflow/projections"
+)
+
+type messageSubscriber = message.Subscriber
+
+// Docs is the replica's MongoDB store.
+type Docs struct {
+	Store *mongo.Store
+}
+
+func newDocs(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Docs, error) {
+	uri, maxBulk := cfg.MongoURI, cfg.MongoMaxBulk
+	if uri == "" {
+		dir := filepath.Join(cfg.DataDir, "mongo")
+		s, err := ferret.Start(dir, log)
+		if err != nil {
+			return nil, fmt.Errorf("embedded FerretDB: %w", err)
+		}
+		lc.Append(fx.StopHook(s.Close))
+		uri = s.URI()
+		if maxBulk == 0 {
+			maxBulk = mongo.FerretMaxBulk
+		}
+		log.Info("embedded FerretDB running (MongoDB wire protocol, SQLite)", "uri", uri, "dir", dir)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, db, err := mongo.Connect(ctx, uri, cfg.MongoDB)
+	if err != nil {
+		return nil, fmt.Errorf("--mongo-uri: %w", err)
+	}
+	lc.Append(fx.StopHook(func(ctx context.Context) error { return client.Disconnect(ctx) }))
+	store, err := mongo.NewStore(db, mongo.Config{MaxBulk: maxBulk})
+	if err != nil {
+		return nil, err
+	}
+	return &Docs{Store: store}, nil
+}
+
+// Hot is the replica's Redis store.
+type Hot struct {
+	Store *redis.Store
+}
+
+func newHot(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Hot, error) {
+	addr := cfg.RedisAddr
+	if addr == "" {
+		a, stop, err := redis.StartEmbedded()
+		if err != nil {
+			return nil, fmt.Errorf("embedded Redis: %w", err)
+		}
+		lc.Append(fx.StopHook(stop))
+		addr = a
+		log.Warn("embedded in-memory Redis (miniredis) running: its projections are rebuilt from the stream at every start; use --redis-addr in production", "addr", addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := redis.Connect(ctx, redis.ClientConfig{Addr: addr})
+	if err != nil {
+		return nil, fmt.Errorf("--redis-addr %s: %w", addr, err)
+	}
+	lc.Append(fx.StopHook(client.Close))
+	store, err := redis.New(client, redis.Config{})
+	if err != nil {
+		return nil, err
+	}
+	return &Hot{Store: store}, nil
+}
+
+func projectionsOf(d *Docs, h *Hot) []projections.Projector {
+	return []projections.Projector{projections.NewMongo(d.Store), projections.NewRedis(h.Store)}
+}
