@@ -23,6 +23,11 @@ type Config struct {
 	// MaxLaunchBatch is the most launches one Ingest call accepts
 	// (default [DefaultMaxLaunchBatch]).
 	MaxLaunchBatch int
+	// Heads, when set, gives read-your-writes: before deciding, Handle waits
+	// (up to ConflictTimeout) until the read model has applied the app's
+	// last event on the stream, so a command sent right after another one
+	// on the same app decides against its effect rather than failing.
+	Heads Heads
 	// Now is the clock events are stamped with (default time.Now). It is not
 	// used for the conflict timeout, which runs on the real clock.
 	Now func() time.Time

@@ -28,6 +28,11 @@ type Appender interface {
 	Append(ctx context.Context, expected *uint64, envs ...events.Envelope) ([]uint64, error)
 }
 
+// Heads reads the stream position of an aggregate's last event (0: none).
+type Heads interface {
+	Head(ctx context.Context, aggregateType, id string) (uint64, error)
+}
+
 // Backoff of the wait for the read model after a conflict.
 const (
 	minConflictBackoff = 5 * time.Millisecond
@@ -96,7 +101,7 @@ func (s *Service) Handle(ctx context.Context, cmd Command) (Result, error) {
 	if err := cmd.Validate(); err != nil {
 		return fail(err)
 	}
-	app, err := s.read(ctx, cmd.AppID)
+	app, err := s.readCaughtUp(ctx, cmd.AppID)
 	if err != nil {
 		return fail(err)
 	}
@@ -138,6 +143,27 @@ func (s *Service) read(ctx context.Context, id string) (projections.App, error) 
 	}
 	if !ok {
 		return projections.App{}, nil
+	}
+	return app, nil
+}
+
+// readCaughtUp returns the app's state once the read model has applied the
+// aggregate's last event on the stream (when Config.Heads is set), so a
+// command sent right after another one on the same app sees its effect.
+func (s *Service) readCaughtUp(ctx context.Context, id string) (projections.App, error) {
+	app, err := s.read(ctx, id)
+	if err != nil || s.cfg.Heads == nil {
+		return app, err
+	}
+	head, err := s.cfg.Heads.Head(ctx, events.AggregateApp, id)
+	if err != nil {
+		return projections.App{}, fmt.Errorf("head of app %q: %w", id, err)
+	}
+	deadline := time.Now().Add(s.cfg.ConflictTimeout)
+	for uint64(app.Position) < head {
+		if app, err = s.awaitChange(ctx, id, app.Position, deadline); err != nil {
+			return projections.App{}, err
+		}
 	}
 	return app, nil
 }

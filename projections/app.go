@@ -74,7 +74,9 @@ func (a *App) Apply(e Event) bool {
 	if int64(e.Position) <= a.Position || e.AggregateType != events.AggregateApp {
 		return false
 	}
-	at := e.OccurredAt.UTC()
+	// Stores keep milliseconds (BSON dates): so does the fold, so a state
+	// folded in memory equals the one read back.
+	at := e.OccurredAt.UTC().Truncate(time.Millisecond)
 	switch d := e.Payload.(type) {
 	case *events.AppCreated:
 		a.ID, a.Tenant, a.Name, a.CreatedAt = e.AggregateID, e.Tenant, d.Name, at

@@ -47,9 +47,9 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "stream: %d events, last position %d, %d partitions\n\n", st.StreamMessages, st.StreamLast, st.Partitions)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECTION\tPARTITION\tPOSITION")
+	fmt.Fprintln(tw, "PROJECTION\tPARTITION\tCHECKPOINT")
 	for _, p := range st.Projections {
-		for part, pos := range p.Positions {
+		for part, pos := range p.Checkpoints {
 			fmt.Fprintf(tw, "%s\t%d\t%d\n", p.Name, part, pos)
 		}
 	}

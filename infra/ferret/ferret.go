@@ -23,7 +23,8 @@ type Server struct {
 }
 
 // Start starts FerretDB on a free loopback port, storing SQLite files in dir.
-// FerretDB's own logs go to logger at warning level and above.
+// FerretDB's own logs go to logger at error level only: it logs every
+// unsupported command (such as the driver's endSessions) as a warning.
 func Start(dir string, logger *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("ferret: data dir: %w", err)
@@ -35,7 +36,7 @@ func Start(dir string, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	quiet := slog.New(levelFilter{h: logger.Handler(), min: slog.LevelWarn})
+	quiet := slog.New(levelFilter{h: logger.Handler(), min: slog.LevelError})
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Handler:   "sqlite",

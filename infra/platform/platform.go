@@ -35,6 +35,8 @@ type Replica struct {
 	HTTPAddr string
 	// NATSURL is the URL the replica's bus is connected to.
 	NATSURL string
+	// MongoURI is the MongoDB the replica uses (the embedded one's when embedded).
+	MongoURI string
 	// Runners are the projection runners.
 	Runners []*projector.Runner
 }
@@ -72,6 +74,7 @@ type Bus struct {
 	JS       jetstream.JetStream
 	Stream   jetstream.Stream
 	Appender *bus.Appender
+	Heads    *evjs.Heads
 }
 
 func newBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus, error) {
@@ -103,11 +106,12 @@ func newBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus, error) 
 	}
 	pub := evjs.NewPublisher(js, evjs.PublisherConfig{})
 	return &Bus{URL: url, Conn: nc, JS: js, Stream: stream,
-		Appender: bus.NewAppender(pub, evjs.DefaultTopic, cfg.Partitions)}, nil
+		Appender: bus.NewAppender(pub, evjs.DefaultTopic, cfg.Partitions),
+		Heads:    evjs.NewHeads(stream, evjs.DefaultTopic, cfg.Partitions)}, nil
 }
 
 func newService(d *Docs, b *Bus) *handlers.Service {
-	return handlers.NewService(d.Store, b.Appender, handlers.Config{})
+	return handlers.NewService(d.Store, b.Appender, handlers.Config{Heads: b.Heads})
 }
 
 func newRunners(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, d *Docs, h *Hot) ([]*projector.Runner, error) {
@@ -153,7 +157,7 @@ func newRunners(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, d 
 }
 
 func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, svc *handlers.Service, b *Bus, d *Docs, h *Hot, runners []*projector.Runner) *Replica {
-	r := &Replica{NATSURL: b.URL, Runners: runners}
+	r := &Replica{NATSURL: b.URL, MongoURI: d.URI, Runners: runners}
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Config{
 			Commands: svc, Docs: d.Store, Hot: h.Store, Logger: log,

@@ -2,7 +2,13 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/evflow/evflow/infra/bus"
+	evjs "github.com/evflow/evflow/infra/bus/jetstream"
 
 	"github.com/evflow/evflow/infra/config"
 	"github.com/evflow/evflow/infra/projector"
@@ -12,9 +18,11 @@ import (
 type Status struct {
 	Partitions int `json:"partitions"`
 	// StreamMessages and StreamLast describe the event stream.
-	StreamMessages uint64             `json:"stream_messages"`
-	StreamLast     uint64             `json:"stream_last_position"`
-	Projections    []ProjectionStatus `json:"projections"`
+	StreamMessages uint64 `json:"stream_messages"`
+	StreamLast     uint64 `json:"stream_last_position"`
+	// Heads is the position of the last event of each partition.
+	Heads       []uint64           `json:"heads"`
+	Projections []ProjectionStatus `json:"projections"`
 }
 
 // ProjectionStatus is one projection's progress on this replica.
@@ -24,8 +32,11 @@ type ProjectionStatus struct {
 	Applied uint64 `json:"applied"`
 	// Skipped counts undecodable events.
 	Skipped uint64 `json:"skipped"`
-	// Positions is the last position applied per partition since start.
-	Positions []uint64 `json:"positions"`
+	// Checkpoints is the stored position of the last applied event, per partition.
+	Checkpoints []uint64 `json:"checkpoints"`
+	// Lag is how many positions each partition's checkpoint trails its head
+	// (positions are stream-wide, so this bounds the events still to apply).
+	Lag []uint64 `json:"lag"`
 }
 
 func status(ctx context.Context, cfg config.Config, b *Bus, runners []*projector.Runner) (Status, error) {
@@ -33,11 +44,27 @@ func status(ctx context.Context, cfg config.Config, b *Bus, runners []*projector
 	if err != nil {
 		return Status{}, fmt.Errorf("stream info: %w", err)
 	}
-	st := Status{Partitions: cfg.Partitions, StreamMessages: info.State.Msgs, StreamLast: info.State.LastSeq}
+	st := Status{Partitions: cfg.Partitions, StreamMessages: info.State.Msgs, StreamLast: info.State.LastSeq, Heads: make([]uint64, cfg.Partitions)}
+	for p := range st.Heads {
+		m, err := b.Stream.GetLastMsgForSubject(ctx, bus.PartitionTopic(evjs.DefaultTopic, p)+".>")
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return Status{}, fmt.Errorf("head of partition %d: %w", p, err)
+		default:
+			st.Heads[p] = m.Sequence
+		}
+	}
 	for _, r := range runners {
-		ps := ProjectionStatus{Name: r.Name(), Applied: r.Applied(), Skipped: r.Skipped(), Positions: make([]uint64, cfg.Partitions)}
-		for p := range ps.Positions {
-			ps.Positions[p] = r.Position(p)
+		ps := ProjectionStatus{Name: r.Name(), Applied: r.Applied(), Skipped: r.Skipped(),
+			Checkpoints: make([]uint64, cfg.Partitions), Lag: make([]uint64, cfg.Partitions)}
+		for p := range ps.Checkpoints {
+			if ps.Checkpoints[p], err = r.Checkpoint(ctx, p); err != nil {
+				return Status{}, fmt.Errorf("projection %s: %w", r.Name(), err)
+			}
+			if st.Heads[p] > ps.Checkpoints[p] {
+				ps.Lag[p] = st.Heads[p] - ps.Checkpoints[p]
+			}
 		}
 		st.Projections = append(st.Projections, ps)
 	}

@@ -22,6 +22,8 @@ type messageSubscriber = message.Subscriber
 // Docs is the replica's MongoDB store.
 type Docs struct {
 	Store *mongo.Store
+	// URI is the connection string in use.
+	URI string
 }
 
 func newDocs(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Docs, error) {
@@ -50,7 +52,7 @@ func newDocs(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Docs, error
 	if err != nil {
 		return nil, err
 	}
-	return &Docs{Store: store}, nil
+	return &Docs{Store: store, URI: uri}, nil
 }
 
 // Hot is the replica's Redis store.

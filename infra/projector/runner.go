@@ -119,6 +119,11 @@ func (r *Runner) Applied() uint64 { return r.applied.Load() }
 // Skipped is the number of undecodable events skipped.
 func (r *Runner) Skipped() uint64 { return r.skipped.Load() }
 
+// Checkpoint is the projection's stored checkpoint of partition.
+func (r *Runner) Checkpoint(ctx context.Context, partition int) (uint64, error) {
+	return r.proj.Checkpoint(ctx, partition)
+}
+
 // Position is the last position applied on partition by this runner.
 func (r *Runner) Position(partition int) uint64 { return r.last[partition].Load() }
 

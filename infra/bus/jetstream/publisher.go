@@ -129,7 +129,7 @@ func toNATS(topic string, m *message.Message) (*nats.Msg, []jetstream.PublishOpt
 	if part == "" || typ == "" || id == "" {
 		return nil, nil, fmt.Errorf("publish %s: message lacks partition or aggregate metadata (use bus.ToMessage)", m.UUID)
 	}
-	nm := &nats.Msg{Subject: topic + "." + part + "." + typ + "." + id, Data: m.Payload, Header: nats.Header{}}
+	nm := &nats.Msg{Subject: subject(topic, part, typ, id), Data: m.Payload, Header: nats.Header{}}
 	opts := []jetstream.PublishOpt{jetstream.WithMsgID(m.UUID)}
 	if exp := m.Metadata.Get(bus.MetaExpected); exp != "" {
 		seq, err := strconv.ParseUint(exp, 10, 64)

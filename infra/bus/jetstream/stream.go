@@ -102,3 +102,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	}
 	return s, nil
 }
+
+// subject is the subject of an aggregate's events:
+// <topic>.<partition>.<aggregate type>.<aggregate id>.
+func subject(topic, partition, aggregateType, aggregateID string) string {
+	return topic + "." + partition + "." + aggregateType + "." + aggregateID
+}
