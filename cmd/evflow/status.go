@@ -21,24 +21,9 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *addr+"/v1/status", nil)
+	st, err := fetchStatus(ctx, *addr)
 	if err != nil {
-		return usageError{fmt.Errorf("--addr %q: %w", *addr, err)}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("ask %s: %w", *addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("ask %s: %s: %s", *addr, resp.Status, body)
-	}
-	var st platform.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return fmt.Errorf("decode status: %w", err)
+		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -61,4 +46,28 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintln(stdout)
 	return nil
+}
+
+// fetchStatus asks the replica at addr for its status.
+func fetchStatus(ctx context.Context, addr string) (platform.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, addr+"/v1/status", nil)
+	if err != nil {
+		return platform.Status{}, usageError{fmt.Errorf("--addr %q: %w", addr, err)}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return platform.Status{}, fmt.Errorf("ask %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return platform.Status{}, fmt.Errorf("ask %s: %s: %s", addr, resp.Status, body)
+	}
+	var st platform.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return platform.Status{}, fmt.Errorf("decode status: %w", err)
+	}
+	return st, nil
 }
