@@ -48,7 +48,7 @@ type Version struct {
 	Notes       string    `bson:"notes,omitempty" json:"notes,omitempty"`
 	Reason      string    `bson:"reason,omitempty" json:"reason,omitempty"`
 	SubmittedAt time.Time `bson:"submitted_at" json:"submitted_at"`
-	DecidedAt   time.Time `bson:"decided_at,omitzero" json:"decided_at,omitzero"`
+	DecidedAt   time.Time `bson:"decided_at,omitempty" json:"decided_at,omitzero"`
 }
 
 // Exists reports whether the app has been created.

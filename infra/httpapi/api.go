@@ -133,7 +133,17 @@ func (a *api) app(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("app %q not found", id)})
 		return
 	}
+	// Lists are [] rather than null for clients.
+	app.Versions = nonNil(app.Versions)
+	app.Releases, app.Grants = nonNil(app.Releases), nonNil(app.Grants)
 	writeJSON(w, http.StatusOK, app)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // Release is the body of GET /v1/apps/{id}/release.

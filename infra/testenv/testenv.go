@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,9 +104,29 @@ func (r *Redis) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cmd != nil {
+		_ = r.cmd.Process.Signal(syscall.SIGCONT) // a paused process still dies, but let it
 		_ = r.cmd.Process.Kill()
 		_ = r.cmd.Wait()
 		r.cmd = nil
+	}
+}
+
+// Pause freezes the server (SIGSTOP): connections stay open, nothing is
+// answered, as in a long GC pause or a partition. Resume undoes it.
+func (r *Redis) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Resume thaws a paused server (SIGCONT).
+func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		r.t.Fatalf("testenv: redis-server is not running")
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatalf("testenv: signal redis-server: %v", err)
 	}
 }
 

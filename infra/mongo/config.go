@@ -1,0 +1,52 @@
+package mongo
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultMaxBulk is the bulk size cap for a real MongoDB.
+	DefaultMaxBulk = 500
+	// FerretMaxBulk is the bulk size cap to use against FerretDB, which
+	// stalls on large bulk updates (DESIGN.md, "Test stand").
+	FerretMaxBulk = 30
+)
+
+// suffixPattern is what a collection name suffix may look like.
+var suffixPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{0,32}$`)
+
+// Config configures a [Store]. The zero value is valid and means the live
+// collections with bulks of up to [DefaultMaxBulk] operations.
+type Config struct {
+	// MaxBulk caps the operations sent in one bulk write; larger sets are
+	// split into several bulks. Default [DefaultMaxBulk]; set
+	// [FerretMaxBulk] against FerretDB.
+	MaxBulk int
+	// Suffix is appended verbatim to every collection name (apps,
+	// daily_stats, checkpoints), for example "_g2" for a generation being
+	// rebuilt in shadow collections. Default "": the live collections.
+	// At most 32 characters of [A-Za-z0-9_-].
+	Suffix string
+}
+
+// setDefaults fills in the zero fields.
+func (c *Config) setDefaults() {
+	if c.MaxBulk == 0 {
+		c.MaxBulk = DefaultMaxBulk
+	}
+}
+
+// Validate reports every field that is out of range, joined.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxBulk < 0 {
+		errs = append(errs, fmt.Errorf("mongo config: MaxBulk %d: must be positive (0 for the default %d)", c.MaxBulk, DefaultMaxBulk))
+	}
+	if !suffixPattern.MatchString(c.Suffix) {
+		errs = append(errs, fmt.Errorf("mongo config: Suffix %q: must be at most 32 characters of [A-Za-z0-9_-]", c.Suffix))
+	}
+	return errors.Join(errs...)
+}
