@@ -1,0 +1,37 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestBadArgumentsNameTheFlagAndExit2(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{nil, "Usage"},
+		{[]string{"explode"}, `unknown command "explode"`},
+		{[]string{"serve", "--partitions", "0"}, "--partitions"},
+		{[]string{"serve", "--no-such-flag"}, "no-such-flag"},
+		{[]string{"publish"}, "command or launches"},
+		{[]string{"publish", "launches", "--batch", "5000"}, "--batch"},
+		{[]string{"publish", "launches", "--count", "0"}, "--count"},
+		{[]string{"publish", "command", "{not json"}, "not valid JSON"},
+		{[]string{"status", "--addr", "::bad"}, "--addr"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), tc.args, &out, &errOut)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2 (stderr %q)", code, errOut.String())
+			}
+			if !strings.Contains(errOut.String(), tc.want) {
+				t.Fatalf("stderr %q does not mention %q", errOut.String(), tc.want)
+			}
+		})
+	}
+}
