@@ -39,3 +39,9 @@ func GroupLaunches(batch []Event) []LaunchGroup {
 	}
 	return groups
 }
+
+// AppCount is an app and its launches on a day: an entry of the top apps.
+type AppCount struct {
+	AppID    string `json:"app_id"`
+	Launches int64  `json:"launches"`
+}

@@ -25,7 +25,6 @@ import (
 
 	"github.com/evflow/evflow/events"
 	"github.com/evflow/evflow/handlers"
-	"github.com/evflow/evflow/infra/redis"
 	"github.com/evflow/evflow/projections"
 )
 
@@ -48,7 +47,7 @@ type Docs interface {
 type Hot interface {
 	Release(ctx context.Context, appID string) (version string, pos uint64, found bool, err error)
 	Launches(ctx context.Context, appID, day string) (count, uniqueDevices int64, err error)
-	Top(ctx context.Context, day string, n int) ([]redis.AppCount, error)
+	Top(ctx context.Context, day string, n int) ([]projections.AppCount, error)
 }
 
 // Config configures the API.
@@ -205,7 +204,7 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 // Top is the body of GET /v1/top.
 type Top struct {
 	Day  string           `json:"day"`
-	Apps []redis.AppCount `json:"apps"`
+	Apps []projections.AppCount `json:"apps"`
 }
 
 func (a *api) top(w http.ResponseWriter, r *http.Request) {
@@ -228,7 +227,7 @@ func (a *api) top(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if apps == nil {
-		apps = []redis.AppCount{}
+		apps = []projections.AppCount{}
 	}
 	writeJSON(w, http.StatusOK, Top{Day: day, Apps: apps})
 }

@@ -77,6 +77,6 @@ func TestConnectionCut(t *testing.T) {
 	runHotCase(t, s, hotCase{
 		releases: []releaseWant{{"a", "1.0", 5, true}},
 		launches: []launchWant{{"a", day1, 4, 4}},
-		top:      map[string][]AppCount{day1: {{"a", 4}}},
+		top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 4}}},
 	})
 }

@@ -58,6 +58,6 @@ func TestServerDown(t *testing.T) {
 	runHotCase(t, s, hotCase{
 		releases: []releaseWant{{"a", "1.0", 2, true}},
 		launches: []launchWant{{"a", day1, 2, 2}},
-		top:      map[string][]AppCount{day1: {{"a", 2}}},
+		top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 2}}},
 	})
 }

@@ -34,7 +34,7 @@ type hotCase struct {
 	batches  []hotBatch
 	releases []releaseWant
 	launches []launchWant
-	top      map[string][]AppCount // day → whole top of the day
+	top      map[string][]projections.AppCount // day → whole top of the day
 }
 
 func rel(app, version string, pos uint64) projections.ReleaseChange {
@@ -100,19 +100,19 @@ var launchCases = []hotCase{
 		name:     "group applied",
 		batches:  []hotBatch{launches(group("a", day1, 1, "x", "y", "x"))},
 		launches: []launchWant{{"a", day1, 3, 2}, {"b", day1, 0, 0}},
-		top:      map[string][]AppCount{day1: {{"a", 3}}, day2: {}},
+		top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 3}}, day2: {}},
 	},
 	{
 		name:     "same group again changes nothing",
 		batches:  []hotBatch{launches(group("a", day1, 1, "x", "y", "x")), launches(group("a", day1, 1, "x", "y", "x"))},
 		launches: []launchWant{{"a", day1, 3, 2}},
-		top:      map[string][]AppCount{day1: {{"a", 3}}},
+		top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 3}}},
 	},
 	{
 		name:     "overlapping group counts only new positions",
 		batches:  []hotBatch{launches(group("a", day1, 1, "x", "y", "z")), launches(group("a", day1, 2, "y", "z", "w", "v"))},
 		launches: []launchWant{{"a", day1, 5, 5}},
-		top:      map[string][]AppCount{day1: {{"a", 5}}},
+		top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 5}}},
 	},
 	{
 		name: "prefixes and subsets redelivered",
@@ -123,25 +123,25 @@ var launchCases = []hotCase{
 			launches(projections.LaunchGroup{AppID: "a", Day: day1, Positions: []uint64{2, 4}, Devices: []string{"q", "s"}}),
 		},
 		launches: []launchWant{{"a", day1, 5, 5}},
-		top:      map[string][]AppCount{day1: {{"a", 5}}},
+		top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 5}}},
 	},
 	{
 		name:     "split then whole",
 		batches:  []hotBatch{launches(group("a", day1, 1, "x", "y")), launches(group("a", day1, 3, "z")), launches(group("a", day1, 1, "x", "y", "z", "w"))},
 		launches: []launchWant{{"a", day1, 4, 4}},
-		top:      map[string][]AppCount{day1: {{"a", 4}}},
+		top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 4}}},
 	},
 	{
 		name:     "groups of one key in one call are merged, whatever their order",
 		batches:  []hotBatch{launches(group("a", day1, 3, "z", "w"), group("a", day1, 1, "x", "y"), group("a", day1, 2, "y"))},
 		launches: []launchWant{{"a", day1, 4, 4}},
-		top:      map[string][]AppCount{day1: {{"a", 4}}},
+		top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 4}}},
 	},
 	{
 		name:     "unique devices exact for a small set",
 		batches:  []hotBatch{launches(group("a", day1, 1, append(devices(50), devices(30)...)...))},
 		launches: []launchWant{{"a", day1, 80, 50}},
-		top:      map[string][]AppCount{day1: {{"a", 80}}},
+		top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 80}}},
 	},
 	{
 		name: "days are counted apart",
@@ -150,7 +150,7 @@ var launchCases = []hotCase{
 			launches(group("a", day2, 3, "x", "z")),
 		},
 		launches: []launchWant{{"a", day1, 2, 2}, {"a", day2, 2, 2}},
-		top:      map[string][]AppCount{day1: {{"a", 2}}, day2: {{"a", 2}}},
+		top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 2}}, day2: {{AppID: "a", Launches: 2}}},
 	},
 	{
 		name: "top of the day: exact scores under duplicates, ties by app id",
@@ -160,7 +160,7 @@ var launchCases = []hotCase{
 			launches(group("b", day1, 2, "y", "z"), group("d", day1, 9, "x")),
 		},
 		launches: []launchWant{{"a", day1, 2, 2}, {"b", day1, 3, 3}, {"c", day1, 2, 2}, {"d", day1, 1, 1}},
-		top:      map[string][]AppCount{day1: {{"b", 3}, {"a", 2}, {"c", 2}, {"d", 1}}},
+		top:      map[string][]projections.AppCount{day1: {{AppID: "b", Launches: 3}, {AppID: "a", Launches: 2}, {AppID: "c", Launches: 2}, {AppID: "d", Launches: 1}}},
 	},
 	{
 		name: "releases and launches in one call",
@@ -170,7 +170,7 @@ var launchCases = []hotCase{
 		},
 		releases: []releaseWant{{"a", "1.0", 4, true}},
 		launches: []launchWant{{"a", day1, 2, 2}, {"b", day1, 1, 1}},
-		top:      map[string][]AppCount{day1: {{"a", 2}, {"b", 1}}},
+		top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 2}, {AppID: "b", Launches: 1}}},
 	},
 }
 
@@ -262,7 +262,7 @@ func TestApplyHotNoScript(t *testing.T) {
 		runHotCase(t, s, hotCase{
 			releases: []releaseWant{{"a", "1.0", 2, true}},
 			launches: []launchWant{{"a", day1, 3, 3}},
-			top:      map[string][]AppCount{day1: {{"a", 3}}},
+			top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 3}}},
 		})
 	})
 }
@@ -292,7 +292,7 @@ func TestApplyHotScriptError(t *testing.T) {
 		runHotCase(t, s, hotCase{
 			releases: []releaseWant{{"a", "1.0", 3, true}},
 			launches: []launchWant{{"a", day1, 2, 2}},
-			top:      map[string][]AppCount{day1: {{"a", 2}}},
+			top:      map[string][]projections.AppCount{day1: {{AppID: "a", Launches: 2}}},
 		})
 	})
 }
@@ -322,7 +322,7 @@ func TestApplyHotLargeGroup(t *testing.T) {
 		if n != launches || uniq < distinct*98/100 || uniq > distinct*102/100 {
 			t.Errorf("launches = %d (%d devices), want %d (%d±2%% devices)", n, uniq, launches, distinct)
 		}
-		if top, err := s.Top(ctx, day1, 1); err != nil || !slices.Equal(top, []AppCount{{"a", launches}}) {
+		if top, err := s.Top(ctx, day1, 1); err != nil || !slices.Equal(top, []projections.AppCount{{AppID: "a", Launches: launches}}) {
 			t.Errorf("top = %v, %v", top, err)
 		}
 	})

@@ -48,7 +48,7 @@ func TestRedisProjection(t *testing.T) {
 		runHotCase(t, store, hotCase{
 			releases: []releaseWant{{"app1", "1.0", 6, true}},
 			launches: []launchWant{{"app1", "2026-03-01", 3, 2}},
-			top:      map[string][]AppCount{"2026-03-01": {{"app1", 3}}},
+			top:      map[string][]projections.AppCount{"2026-03-01": {{AppID: "app1", Launches: 3}}},
 		})
 		if pos, err := p.Checkpoint(ctx, 3); err != nil || pos != 6 {
 			t.Errorf("checkpoint = %d, %v; want 6", pos, err)

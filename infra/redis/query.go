@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"github.com/evflow/evflow/projections"
+
 	"cmp"
 	"context"
 	"errors"
@@ -10,12 +12,6 @@ import (
 
 	"github.com/redis/rueidis"
 )
-
-// AppCount is an app and its launches on a day, an entry of [Store.Top].
-type AppCount struct {
-	AppID    string `json:"app_id"`
-	Launches int64  `json:"launches"`
-}
 
 // Release returns an app's current release ("" for none) and the position
 // of the event that set it. found is false when no release event of the app
@@ -66,11 +62,11 @@ func (s *Store) Launches(ctx context.Context, appID, day string) (count, uniqueD
 // Top returns up to n apps with the most launches on day, by launches
 // descending, then app id ascending. It is empty (not nil) when n is 0 or
 // nothing was counted that day; a negative n is an error.
-func (s *Store) Top(ctx context.Context, day string, n int) ([]AppCount, error) {
+func (s *Store) Top(ctx context.Context, day string, n int) ([]projections.AppCount, error) {
 	if n < 0 {
 		return nil, errors.New("read top apps: n must not be negative")
 	}
-	out := []AppCount{}
+	out := []projections.AppCount{}
 	if n == 0 {
 		return out, nil
 	}
@@ -96,9 +92,9 @@ func (s *Store) Top(ctx context.Context, day string, n int) ([]AppCount, error) 
 		first = append(first, tied...)
 	}
 	for _, z := range first {
-		out = append(out, AppCount{AppID: z.Member, Launches: int64(z.Score)})
+		out = append(out, projections.AppCount{AppID: z.Member, Launches: int64(z.Score)})
 	}
-	slices.SortFunc(out, func(a, b AppCount) int {
+	slices.SortFunc(out, func(a, b projections.AppCount) int {
 		return cmp.Or(cmp.Compare(b.Launches, a.Launches), cmp.Compare(a.AppID, b.AppID))
 	})
 	return out, nil

@@ -27,21 +27,21 @@ func TestTop(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		all := []AppCount{{"e", 5}, {"b", 3}, {"c", 3}, {"d", 3}, {"f", 3}, {"a", 1}}
+		all := []projections.AppCount{{AppID: "e", Launches: 5}, {AppID: "b", Launches: 3}, {AppID: "c", Launches: 3}, {AppID: "d", Launches: 3}, {AppID: "f", Launches: 3}, {AppID: "a", Launches: 1}}
 		for _, tc := range []struct {
 			day  string
 			n    int
-			want []AppCount
+			want []projections.AppCount
 		}{
-			{day1, 0, []AppCount{}},
+			{day1, 0, []projections.AppCount{}},
 			{day1, 1, all[:1]},
 			{day1, 2, all[:2]},
 			{day1, 3, all[:3]},
 			{day1, 5, all[:5]},
 			{day1, 6, all},
 			{day1, 100, all},
-			{day2, 3, []AppCount{{"z", 9}}},
-			{"2026-01-01", 3, []AppCount{}},
+			{day2, 3, []projections.AppCount{{AppID: "z", Launches: 9}}},
+			{"2026-01-01", 3, []projections.AppCount{}},
 		} {
 			got, err := s.Top(ctx, tc.day, tc.n)
 			if err != nil {
@@ -76,7 +76,7 @@ func TestPrefixSeparatesKeySpaces(t *testing.T) {
 		runHotCase(t, shadow, hotCase{
 			releases: []releaseWant{{"a", "", 0, false}},
 			launches: []launchWant{{"a", day1, 0, 0}},
-			top:      map[string][]AppCount{day1: {}},
+			top:      map[string][]projections.AppCount{day1: {}},
 		})
 		if pos, err := shadow.Checkpoint(ctx, projections.RedisName, 0); err != nil || pos != 0 {
 			t.Errorf("shadow checkpoint = %d, %v; want 0", pos, err)
