@@ -203,7 +203,7 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 
 // Top is the body of GET /v1/top.
 type Top struct {
-	Day  string           `json:"day"`
+	Day  string                 `json:"day"`
 	Apps []projections.AppCount `json:"apps"`
 }
 
