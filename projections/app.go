@@ -20,6 +20,7 @@ const maxCauses = 64
 
 // App is the current state of one app aggregate: the Mongo `apps` document,
 // the query API's answer, and the state command handlers decide against.
+// Copies of an App share its slices: Apply on a copy changes the original.
 type App struct {
 	ID     string `bson:"_id" json:"id"`
 	Tenant string `bson:"tenant" json:"tenant"`
@@ -72,6 +73,11 @@ func (a *App) HasCause(id string) bool { return id != "" && slices.Contains(a.Ca
 // whether the event changed the state.
 func (a *App) Apply(e Event) bool {
 	if int64(e.Position) <= a.Position || e.AggregateType != events.AggregateApp {
+		return false
+	}
+	// Only a creation starts an app, and only once: anything else on an app
+	// that does not exist (a history read from its middle) changes nothing.
+	if _, create := e.Payload.(*events.AppCreated); create == a.Exists() {
 		return false
 	}
 	// Stores keep milliseconds (BSON dates): so does the fold, so a state

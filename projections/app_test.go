@@ -332,3 +332,39 @@ func TestAppReviewOfUnknownVersion(t *testing.T) {
 		t.Fatalf("Versions %+v Position %d; want %+v at 3", a.Versions, a.Position, before.Versions)
 	}
 }
+
+func TestAppHasCause(t *testing.T) {
+	// Even a stored cause list holding an empty id never matches "".
+	a := App{Causes: []string{"", "cmd-1"}}
+	tests := []struct {
+		id   string
+		want bool
+	}{
+		{"", false},
+		{"cmd-1", true},
+		{"cmd-2", false},
+		{"CMD-1", false},
+	}
+	for _, tt := range tests {
+		if got := a.HasCause(tt.id); got != tt.want {
+			t.Errorf("HasCause(%q) = %v, want %v", tt.id, got, tt.want)
+		}
+	}
+}
+
+func TestApplyIgnoresEventsOfAnAppThatWasNeverCreated(t *testing.T) {
+	var a App
+	grant := Event{Record: events.Record{Envelope: events.Envelope{Type: events.TypeAppGranted, AggregateType: events.AggregateApp, AggregateID: "ghost"}, Position: 5}, Payload: &events.AppGranted{Org: "org-2"}}
+	if a.Apply(grant) || a.Exists() || a.ID != "" {
+		t.Fatalf("a grant on a never-created app changed it: %+v", a)
+	}
+	create := Event{Record: events.Record{Envelope: events.Envelope{Type: events.TypeAppCreated, AggregateType: events.AggregateApp, AggregateID: "ghost", Tenant: "org-1"}, Position: 6}, Payload: &events.AppCreated{Name: "G"}}
+	if !a.Apply(create) {
+		t.Fatal("create did not apply")
+	}
+	again := create
+	again.Position = 7
+	if a.Apply(again) || a.Position != 6 {
+		t.Fatalf("a second creation applied: %+v", a)
+	}
+}
