@@ -32,6 +32,11 @@ const (
 // no longer the aggregate's last: another event got there first.
 var ErrConflict = errors.New("aggregate changed concurrently")
 
+// ErrUnavailable is returned by an append the broker did not acknowledge in
+// time (unreachable, electing a leader). Some of the events may have been
+// stored; appending the same events again is safe, as their ids deduplicate.
+var ErrUnavailable = errors.New("event stream unavailable")
+
 // AppCreated: an organization registered a mini-program.
 type AppCreated struct {
 	Name string `json:"name"`

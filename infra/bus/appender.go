@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -41,7 +42,10 @@ func (a *Appender) Append(ctx context.Context, expected *uint64, envs ...events.
 		msgs[i] = m
 	}
 	if err := a.pub.Publish(a.topic, msgs...); err != nil {
-		return nil, fmt.Errorf("append %d events: %w", len(envs), err)
+		if errors.Is(err, events.ErrConflict) {
+			return nil, fmt.Errorf("append %d events: %w", len(envs), err)
+		}
+		return nil, fmt.Errorf("append %d events: %w: %w", len(envs), events.ErrUnavailable, err)
 	}
 	positions := make([]uint64, len(msgs))
 	for i, m := range msgs {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/evflow/evflow/events"
+	"github.com/evflow/evflow/infra/ownership"
 )
 
 // Defaults.
@@ -51,6 +52,19 @@ type Config struct {
 	MongoMaxBulk int
 	// Dedup is the window in which a republished event id is dropped.
 	Dedup time.Duration
+	// Replica is this replica's unique id (default hostname-pid).
+	Replica string
+	// LeaseTTL is how long a silent replica keeps its partitions.
+	LeaseTTL time.Duration
+	// StreamReplicas is the replication of the stream and lease bucket:
+	// 1 on a single node, 3 in a cluster (default: 3 when NATSRoutes is set).
+	StreamReplicas int
+	// NATSServerName, NATSClusterName, NATSClusterPort and NATSRoutes make
+	// the embedded nats-server a node of a cluster.
+	NATSServerName  string
+	NATSClusterName string
+	NATSClusterPort int
+	NATSRoutes      string
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string
 	LogFormat string
@@ -65,6 +79,7 @@ func Default() Config {
 		DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, NATSPort: DefaultNATSPort,
 		MongoDB: DefaultMongoDB, Partitions: events.DefaultPartitions, MaxBatch: DefaultMaxBatch,
 		Dedup: 2 * time.Minute, LogLevel: "info", LogFormat: "text",
+		LeaseTTL: 3 * time.Second, NATSClusterName: "evflow", NATSClusterPort: 6222,
 	}
 }
 
@@ -88,6 +103,13 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	num(&c.MaxBatch, "max-batch", "most events a projection applies in one batch")
 	num(&c.MongoMaxBulk, "mongo-max-bulk", "most operations in one MongoDB bulk write (0: 30 on FerretDB, 500 otherwise)")
 	fs.DurationVar(&c.Dedup, "dedup-window", c.envDuration("dedup-window", c.Dedup), "window in which a republished event id is dropped (env "+EnvName("dedup-window")+")")
+	str(&c.Replica, "replica-id", "unique id of this replica (default hostname-pid)")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.envDuration("lease-ttl", c.LeaseTTL), "how long a silent replica keeps its partitions before others take them over (env "+EnvName("lease-ttl")+")")
+	num(&c.StreamReplicas, "stream-replicas", "replicas of the stream: 1 on one node, 3 in a cluster (0: 3 when --nats-routes is set, else 1)")
+	str(&c.NATSServerName, "nats-server-name", "name of the embedded nats-server, unique in its cluster")
+	str(&c.NATSClusterName, "nats-cluster-name", "cluster the embedded nats-server joins when --nats-routes is set")
+	num(&c.NATSClusterPort, "nats-cluster-port", "route port of the embedded nats-server in a cluster")
+	str(&c.NATSRoutes, "nats-routes", "route URLs of the other cluster nodes, comma-separated (nats://host:6222,…)")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text or json")
 }
@@ -130,6 +152,21 @@ func (c Config) Validate() error {
 	if c.Dedup < time.Second {
 		bad("dedup-window", "%s is shorter than 1s", c.Dedup)
 	}
+	if c.Replica != "" && !ownership.ValidReplica(c.Replica) {
+		bad("replica-id", "%q must be 1-64 characters of [A-Za-z0-9_-]", c.Replica)
+	}
+	if c.LeaseTTL < 500*time.Millisecond {
+		bad("lease-ttl", "%s is shorter than 500ms", c.LeaseTTL)
+	}
+	if c.StreamReplicas < 0 || c.StreamReplicas > 5 {
+		bad("stream-replicas", "%d is out of range 0-5", c.StreamReplicas)
+	}
+	if c.NATSRoutes != "" && c.NATSURL != "" {
+		bad("nats-routes", "clusters the embedded nats-server; it cannot go with --nats-url")
+	}
+	if c.NATSRoutes != "" && (c.NATSClusterPort < 1 || c.NATSClusterPort > 65535) {
+		bad("nats-cluster-port", "%d is not a port", c.NATSClusterPort)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -139,6 +176,18 @@ func (c Config) Validate() error {
 		bad("log-format", "%q is not text or json", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// Replicas is the stream replication to use.
+func (c Config) Replicas() int {
+	switch {
+	case c.StreamReplicas > 0:
+		return c.StreamReplicas
+	case c.NATSRoutes != "":
+		return 3
+	default:
+		return 1
+	}
 }
 
 // EnvName is the environment variable of a flag.

@@ -9,6 +9,7 @@
 //	GET  /v1/top?day=&n=           the most launched apps of a day
 //	GET  /v1/status                projection progress of this replica
 //	GET  /healthz                  liveness
+//	GET  /readyz                   readiness: NATS, MongoDB and Redis reachable
 //
 // Errors are JSON {"error": "...", "field": "...", "rule": "..."}: 400 names
 // the field at fault, 409 the rule an illegal transition breaks, 413 the
@@ -55,6 +56,8 @@ type Config struct {
 	Commands Commands
 	Docs     Docs
 	Hot      Hot
+	// Ready reports whether the replica can serve (/readyz); optional.
+	Ready func(ctx context.Context) error
 	// Status reports projection progress for /v1/status; optional.
 	Status func(ctx context.Context) (any, error)
 	// MaxBody bounds request bodies; default [DefaultMaxBody].
@@ -230,6 +233,18 @@ func (a *api) top(w http.ResponseWriter, r *http.Request) {
 		apps = []projections.AppCount{}
 	}
 	writeJSON(w, http.StatusOK, Top{Day: day, Apps: apps})
+}
+
+func (a *api) ready(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.cfg.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {

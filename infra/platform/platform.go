@@ -26,6 +26,7 @@ import (
 	"github.com/evflow/evflow/infra/config"
 	"github.com/evflow/evflow/infra/httpapi"
 	"github.com/evflow/evflow/infra/natsd"
+	"github.com/evflow/evflow/infra/ownership"
 	"github.com/evflow/evflow/infra/projector"
 )
 
@@ -39,6 +40,8 @@ type Replica struct {
 	MongoURI string
 	// Runners are the projection runners.
 	Runners []*projector.Runner
+	// Owner decides which partitions this replica consumes.
+	Owner *ownership.Coordinator
 }
 
 // Options returns the fx options of a replica configured by cfg.
@@ -50,7 +53,7 @@ func Options(cfg config.Config, logger *slog.Logger) fx.Option {
 			l.UseLogLevel(slog.LevelDebug)
 			return l
 		}),
-		fx.Provide(newBus, newDocs, newHot, newService, newRunners, newReplica),
+		fx.Provide(newBus, newDocs, newHot, newService, newRunners, newOwner, newReplica),
 	)
 }
 
@@ -81,7 +84,14 @@ func newBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus, error) 
 	url := cfg.NATSURL
 	if url == "" {
 		dir := filepath.Join(cfg.DataDir, "nats")
-		s, err := natsd.Start(natsd.Config{Dir: dir, Port: cfg.NATSPort, Name: "evflow"})
+		ncfg := natsd.Config{Dir: dir, Port: cfg.NATSPort, Name: cfg.NATSServerName}
+		if ncfg.Name == "" {
+			ncfg.Name = "evflow"
+		}
+		if cfg.NATSRoutes != "" {
+			ncfg.Cluster = natsd.ClusterConfig{Name: cfg.NATSClusterName, Port: cfg.NATSClusterPort, Routes: strings.Split(cfg.NATSRoutes, ",")}
+		}
+		s, err := natsd.Start(ncfg)
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats-server: %w", err)
 		}
@@ -100,7 +110,7 @@ func newBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus, error) 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	stream, err := evjs.EnsureStream(ctx, js, evjs.StreamConfig{Partitions: cfg.Partitions, Duplicates: cfg.Dedup})
+	stream, err := evjs.EnsureStream(ctx, js, evjs.StreamConfig{Partitions: cfg.Partitions, Duplicates: cfg.Dedup, Replicas: cfg.Replicas()})
 	if err != nil {
 		return nil, err
 	}
@@ -114,11 +124,11 @@ func newService(d *Docs, b *Bus) *handlers.Service {
 	return handlers.NewService(d.Store, b.Appender, handlers.Config{Heads: b.Heads})
 }
 
-func newRunners(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, d *Docs, h *Hot) ([]*projector.Runner, error) {
+func newRunners(cfg config.Config, log *slog.Logger, b *Bus, d *Docs, h *Hot) (runnerSet, error) {
 	newSub := func(start projector.StartAfter, window int) (messageSubscriber, error) {
 		return evjs.NewSubscriber(b.JS, evjs.SubscriberConfig{StartAfter: start, Window: window, Logger: log})
 	}
-	var runners []*projector.Runner
+	var runners runnerSet
 	for _, p := range projectionsOf(d, h) {
 		r, err := projector.New(projector.Config{
 			Topic: evjs.DefaultTopic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch, Logger: log,
@@ -128,40 +138,84 @@ func newRunners(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, d 
 		}
 		runners = append(runners, r)
 	}
+	return runners, nil
+}
+
+// newOwner runs partition ownership: it starts the runners, takes part in
+// the lease protocol, and on stop drains and hands over its partitions
+// before the runners stop.
+func newOwner(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, runners runnerSet) (*ownership.Coordinator, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	owner, err := ownership.New(ctx, b.JS, ownership.Config{
+		Replica: cfg.Replica, Partitions: cfg.Partitions, TTL: cfg.LeaseTTL, Replicas: cfg.Replicas(), Logger: log,
+	}, runners)
+	if err != nil {
+		return nil, err
+	}
 	var (
-		cancel context.CancelFunc
-		wg     sync.WaitGroup
+		stop context.CancelFunc
+		done = make(chan struct{})
 	)
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			var ctx context.Context
-			ctx, cancel = context.WithCancel(context.Background())
+			ctx, stop = context.WithCancel(context.Background())
 			for _, r := range runners {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := r.Run(ctx); err != nil {
-						log.Error("projection stopped", "projection", r.Name(), "err", err)
-					}
-				}()
+				r.Start(context.Background())
+			}
+			go func() {
+				defer close(done)
+				if err := owner.Run(ctx); err != nil {
+					log.Error("partition ownership stopped", "err", err)
+				}
+			}()
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			stop()
+			<-done
+			owner.Release(ctx)
+			for _, r := range runners {
+				r.Stop()
+				log.Info("projection stopped", "projection", r.Name(), "applied", r.Applied())
 			}
 			return nil
 		},
-		OnStop: func(context.Context) error {
-			cancel()
-			wg.Wait()
-			return nil
-		},
 	})
-	return runners, nil
+	return owner, nil
 }
 
-func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, svc *handlers.Service, b *Bus, d *Docs, h *Hot, runners []*projector.Runner) *Replica {
-	r := &Replica{NATSURL: b.URL, MongoURI: d.URI, Runners: runners}
+// runnerSet hands each partition to every projection runner.
+type runnerSet []*projector.Runner
+
+// Assign implements ownership.Assigner.
+func (rs runnerSet) Assign(p int) {
+	for _, r := range rs {
+		r.Assign(p)
+	}
+}
+
+// Revoke implements ownership.Assigner: the runners drain in parallel.
+func (rs runnerSet) Revoke(p int) {
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.Revoke(p)
+		}()
+	}
+	wg.Wait()
+}
+
+func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, svc *handlers.Service, b *Bus, d *Docs, h *Hot, runners runnerSet, owner *ownership.Coordinator) *Replica {
+	r := &Replica{NATSURL: b.URL, MongoURI: d.URI, Runners: runners, Owner: owner}
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Config{
 			Commands: svc, Docs: d.Store, Hot: h.Store, Logger: log,
-			Status: func(ctx context.Context) (any, error) { return status(ctx, cfg, b, runners) },
+			Status: func(ctx context.Context) (any, error) { return status(ctx, cfg, b, runners, owner) },
+			Ready:  func(ctx context.Context) error { return ready(ctx, b, d, h) },
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

@@ -11,12 +11,17 @@ import (
 	evjs "github.com/evflow/evflow/infra/bus/jetstream"
 
 	"github.com/evflow/evflow/infra/config"
-	"github.com/evflow/evflow/infra/projector"
+	"github.com/evflow/evflow/infra/ownership"
 )
 
 // Status is what GET /v1/status and `evflow status` report.
 type Status struct {
-	Partitions int `json:"partitions"`
+	// Replica is this replica's id; Owned the partitions it consumes;
+	// Takeovers how many it took from another replica since start.
+	Replica    string `json:"replica"`
+	Owned      []int  `json:"owned"`
+	Takeovers  uint64 `json:"takeovers"`
+	Partitions int    `json:"partitions"`
 	// StreamMessages and StreamLast describe the event stream.
 	StreamMessages uint64 `json:"stream_messages"`
 	StreamLast     uint64 `json:"stream_last_position"`
@@ -39,12 +44,12 @@ type ProjectionStatus struct {
 	Lag []uint64 `json:"lag"`
 }
 
-func status(ctx context.Context, cfg config.Config, b *Bus, runners []*projector.Runner) (Status, error) {
+func status(ctx context.Context, cfg config.Config, b *Bus, runners runnerSet, owner *ownership.Coordinator) (Status, error) {
 	info, err := b.Stream.Info(ctx)
 	if err != nil {
 		return Status{}, fmt.Errorf("stream info: %w", err)
 	}
-	st := Status{Partitions: cfg.Partitions, StreamMessages: info.State.Msgs, StreamLast: info.State.LastSeq, Heads: make([]uint64, cfg.Partitions)}
+	st := Status{Replica: owner.Replica(), Owned: owner.Owned(), Takeovers: owner.Takeovers(), Partitions: cfg.Partitions, StreamMessages: info.State.Msgs, StreamLast: info.State.LastSeq, Heads: make([]uint64, cfg.Partitions)}
 	for p := range st.Heads {
 		m, err := b.Stream.GetLastMsgForSubject(ctx, bus.PartitionTopic(evjs.DefaultTopic, p)+".>")
 		switch {
@@ -69,4 +74,19 @@ func status(ctx context.Context, cfg config.Config, b *Bus, runners []*projector
 		st.Projections = append(st.Projections, ps)
 	}
 	return st, nil
+}
+
+// ready reports whether the replica can reach the bus, MongoDB and Redis.
+func ready(ctx context.Context, b *Bus, d *Docs, h *Hot) error {
+	var errs []error
+	if !b.Conn.IsConnected() {
+		errs = append(errs, fmt.Errorf("nats: %s", b.Conn.Status()))
+	}
+	if err := d.Client.Ping(ctx, nil); err != nil {
+		errs = append(errs, fmt.Errorf("mongodb: %w", err))
+	}
+	if err := h.Client.Do(ctx, h.Client.B().Ping().Build()).Error(); err != nil {
+		errs = append(errs, fmt.Errorf("redis: %w", err))
+	}
+	return errors.Join(errs...)
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/rueidis"
+	mongodriver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.uber.org/fx"
 
 	"github.com/evflow/evflow/infra/config"
@@ -21,7 +23,8 @@ type messageSubscriber = message.Subscriber
 
 // Docs is the replica's MongoDB store.
 type Docs struct {
-	Store *mongo.Store
+	Store  *mongo.Store
+	Client *mongodriver.Client
 	// URI is the connection string in use.
 	URI string
 }
@@ -52,12 +55,13 @@ func newDocs(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Docs, error
 	if err != nil {
 		return nil, err
 	}
-	return &Docs{Store: store, URI: uri}, nil
+	return &Docs{Store: store, Client: client, URI: uri}, nil
 }
 
 // Hot is the replica's Redis store.
 type Hot struct {
-	Store *redis.Store
+	Store  *redis.Store
+	Client rueidis.Client
 }
 
 func newHot(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Hot, error) {
@@ -82,7 +86,7 @@ func newHot(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Hot, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Hot{Store: store}, nil
+	return &Hot{Store: store, Client: client}, nil
 }
 
 func projectionsOf(d *Docs, h *Hot) []projections.Projector {

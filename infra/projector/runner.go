@@ -1,4 +1,4 @@
-// Package projector runs projections: for every partition it subscribes to
+// Package projector runs projections: for every partition assigned to it, it subscribes to
 // the bus from the projection's checkpoint, gathers what has arrived into a
 // batch, decodes it, applies it, and acknowledges it once it is durable.
 //
@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,7 +83,11 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// Runner applies one projection over every partition of a stream.
+// Runner applies one projection to the partitions assigned to it. A
+// partition is consumed by one worker, from the projection's checkpoint, in
+// order; [Runner.Assign] starts it and [Runner.Revoke] drains it.
+//
+// Lock order: Runner.mu only; workers never take it.
 type Runner struct {
 	cfg     Config
 	proj    projections.Projector
@@ -91,6 +96,18 @@ type Runner struct {
 	applied atomic.Uint64
 	skipped atomic.Uint64
 	last    []atomic.Uint64
+
+	mu      sync.Mutex
+	ctx     context.Context // set by Start; cancelled by Stop
+	cancel  context.CancelFunc
+	workers map[int]*worker
+}
+
+// worker consumes one partition.
+type worker struct {
+	drain  chan struct{} // closed to stop after the batch in hand
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // New returns a runner of proj; newSub builds its subscriber.
@@ -105,8 +122,9 @@ func New(cfg Config, proj projections.Projector, newSub NewSubscriber) (*Runner,
 	}
 	return &Runner{
 		cfg: cfg, proj: proj, sub: sub,
-		log:  cfg.Logger.With("projection", proj.Name()),
-		last: make([]atomic.Uint64, cfg.Partitions),
+		log:     cfg.Logger.With("projection", proj.Name()),
+		last:    make([]atomic.Uint64, cfg.Partitions),
+		workers: map[int]*worker{},
 	}, nil
 }
 
@@ -127,39 +145,82 @@ func (r *Runner) Checkpoint(ctx context.Context, partition int) (uint64, error) 
 // Position is the last position applied on partition by this runner.
 func (r *Runner) Position(partition int) uint64 { return r.last[partition].Load() }
 
-// Run consumes every partition until ctx is cancelled, then closes the
-// subscriber. It returns nil after a cancellation, or the first error that
-// prevented a partition from being consumed at all.
-func (r *Runner) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, r.cfg.Partitions)
-	for p := 0; p < r.cfg.Partitions; p++ {
-		ch, err := r.sub.Subscribe(ctx, bus.PartitionTopic(r.cfg.Topic, p))
-		if err != nil {
-			cancel()
-			errs <- fmt.Errorf("projector %s: partition %d: %w", r.proj.Name(), p, err)
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.consume(ctx, p, ch)
-		}()
-	}
-	<-ctx.Done()
-	wg.Wait()
-	_ = r.sub.Close()
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
+// Start readies the runner; work under ctx ends when ctx is cancelled or
+// Stop is called. Assign partitions after Start.
+func (r *Runner) Start(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ctx, r.cancel = context.WithCancel(ctx)
 }
 
-func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message) {
+// Assign starts consuming partition p, unless it already is.
+func (r *Runner) Assign(p int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx == nil || r.ctx.Err() != nil || r.workers[p] != nil || p < 0 || p >= r.cfg.Partitions {
+		return
+	}
+	subCtx, cancel := context.WithCancel(r.ctx)
+	ch, err := r.sub.Subscribe(subCtx, bus.PartitionTopic(r.cfg.Topic, p))
+	if err != nil {
+		cancel()
+		r.log.Error("cannot subscribe", "partition", p, "err", err)
+		return
+	}
+	w := &worker{drain: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	r.workers[p] = w
+	go func() {
+		defer close(w.done)
+		r.consume(r.ctx, p, ch, w.drain)
+	}()
+}
+
+// Revoke stops consuming partition p once the batch in hand is applied
+// and acknowledged (its checkpoint saved), and returns then.
+func (r *Runner) Revoke(p int) {
+	r.mu.Lock()
+	w := r.workers[p]
+	delete(r.workers, p)
+	r.mu.Unlock()
+	if w == nil {
+		return
+	}
+	close(w.drain)
+	<-w.done
+	w.cancel()
+}
+
+// Owned lists the partitions being consumed, in order.
+func (r *Runner) Owned() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]int, 0, len(r.workers))
+	for p := range r.workers {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Stop ends all work at once (a batch being applied is abandoned, to be
+// applied again from the checkpoint by whoever consumes the partition
+// next), waits for it, and closes the subscriber. It is idempotent.
+func (r *Runner) Stop() {
+	r.mu.Lock()
+	if r.cancel != nil {
+		r.cancel()
+	}
+	workers := r.workers
+	r.workers = map[int]*worker{}
+	r.mu.Unlock()
+	for _, w := range workers {
+		<-w.done
+		w.cancel()
+	}
+	_ = r.sub.Close()
+}
+
+func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message, drain <-chan struct{}) {
 	msgs := make([]*message.Message, 0, r.cfg.MaxBatch)
 	for {
 		msgs = msgs[:0]
@@ -169,6 +230,8 @@ func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message)
 				return
 			}
 			msgs = append(msgs, m)
+		case <-drain:
+			return
 		case <-ctx.Done():
 			return
 		}

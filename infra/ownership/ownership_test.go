@@ -1,0 +1,182 @@
+package ownership_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/evflow/evflow/infra/ownership"
+	"github.com/evflow/evflow/infra/testenv"
+)
+
+const (
+	partitions = 16
+	ttl        = 1 * time.Second
+)
+
+// ledger records which replica consumes which partition, across all
+// replicas of a test, and fails the test when a partition is assigned to a
+// replica while another one still consumes it.
+type ledger struct {
+	t     *testing.T
+	mu    sync.Mutex
+	owner map[int]string
+}
+
+// consumer is one replica's view of the ledger; it is the seam where the
+// projection runners plug in.
+type consumer struct {
+	l  *ledger
+	id string
+}
+
+func (c *consumer) Assign(p int) {
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	if o, ok := c.l.owner[p]; ok && o != c.id {
+		c.l.t.Errorf("partition %d assigned to %s while %s consumes it", p, c.id, o)
+	}
+	c.l.owner[p] = c.id
+}
+
+func (c *consumer) Revoke(p int) {
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	if c.l.owner[p] == c.id {
+		delete(c.l.owner, p)
+	}
+}
+
+func (c *consumer) list() []int {
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	var out []int
+	for p, o := range c.l.owner {
+		if o == c.id {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// die forgets what the replica consumed, as its process ending would.
+func (c *consumer) die() {
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	for p, o := range c.l.owner {
+		if o == c.id {
+			delete(c.l.owner, p)
+		}
+	}
+}
+
+type node struct {
+	coord *ownership.Coordinator
+	cons  *consumer
+	stop  context.CancelFunc
+	done  chan struct{}
+}
+
+func start(t *testing.T, l *ledger, js jetstream.JetStream, id string) *node {
+	t.Helper()
+	n := &node{cons: &consumer{l: l, id: id}, done: make(chan struct{})}
+	var err error
+	n.coord, err = ownership.New(testenv.Context(t), js, ownership.Config{Replica: id, Partitions: partitions, TTL: ttl}, n.cons)
+	if err != nil {
+		t.Fatalf("new coordinator %s: %v", id, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stop = cancel
+	go func() { defer close(n.done); _ = n.coord.Run(ctx) }()
+	t.Cleanup(n.kill)
+	return n
+}
+
+// kill stops the coordinator without releasing anything, like kill -9.
+func (n *node) kill() { n.stop(); <-n.done }
+
+func connect(t *testing.T) (jetstream.JetStream, *ledger) {
+	t.Helper()
+	srv := testenv.StartNATS(t)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	return js, &ledger{t: t, owner: map[int]string{}}
+}
+
+// balanced waits until the nodes own every partition, each within one of
+// the others' count.
+func balanced(t *testing.T, timeout time.Duration, nodes ...*node) {
+	t.Helper()
+	testenv.WaitFor(t, timeout, func() error {
+		var counts []int
+		total := 0
+		for _, n := range nodes {
+			k := len(n.cons.list())
+			counts, total = append(counts, k), total+k
+		}
+		if total != partitions {
+			return fmt.Errorf("%d of %d partitions consumed (%v)", total, partitions, counts)
+		}
+		if slices.Max(counts)-slices.Min(counts) > 1 {
+			return fmt.Errorf("unbalanced: %v", counts)
+		}
+		return nil
+	})
+}
+
+func TestPartitionsSpreadAcrossReplicasAndMoveOnJoin(t *testing.T) {
+	js, l := connect(t)
+	a, b, c := start(t, l, js, "a"), start(t, l, js, "b"), start(t, l, js, "c")
+	balanced(t, 5*time.Second, a, b, c)
+	d := start(t, l, js, "d")
+	began := time.Now()
+	balanced(t, 3*ttl, a, b, c, d)
+	t.Logf("a replica joining got its share in %s", time.Since(began))
+	if len(d.cons.list()) != partitions/4 {
+		t.Fatalf("late replica owns %v, want %d partitions", d.cons.list(), partitions/4)
+	}
+}
+
+func TestReleasedPartitionsMoveWithinATick(t *testing.T) {
+	js, l := connect(t)
+	a, b, c := start(t, l, js, "a"), start(t, l, js, "b"), start(t, l, js, "c")
+	balanced(t, 5*time.Second, a, b, c)
+	c.kill()
+	began := time.Now()
+	c.coord.Release(context.Background())
+	balanced(t, ttl, a, b)
+	if c.coord.Owned() != nil && len(c.coord.Owned()) != 0 {
+		t.Fatalf("released replica still holds %v", c.coord.Owned())
+	}
+	t.Logf("takeover after a graceful stop: %s", time.Since(began))
+}
+
+func TestSilentReplicaLosesItsPartitionsAfterTheTTL(t *testing.T) {
+	js, l := connect(t)
+	a, b, c := start(t, l, js, "a"), start(t, l, js, "b"), start(t, l, js, "c")
+	balanced(t, 5*time.Second, a, b, c)
+	orphans := c.cons.list()
+	c.kill() // no release: its leases must expire
+	c.cons.die()
+	began := time.Now()
+	balanced(t, 3*ttl, a, b)
+	took := time.Since(began)
+	if took < ttl/2 {
+		t.Fatalf("partitions moved after %s, before the lease TTL %s could expire", took, ttl)
+	}
+	if got := a.coord.Takeovers() + b.coord.Takeovers(); got != uint64(len(orphans)) {
+		t.Fatalf("survivors counted %d takeovers, want %d", got, len(orphans))
+	}
+	t.Logf("takeover after a silent death: %s (TTL %s)", took, ttl)
+}
