@@ -10,8 +10,9 @@
 //
 // How it works. Every replica heartbeats a key member.<id> and watches the
 // bucket. Live replicas are those heard from within TTL (by the watcher's own
-// clock, so clocks need not agree). Partition p belongs to live[p mod n]
-// with live sorted, which spreads partitions evenly. A replica takes a
+// clock, so clocks need not agree). Partitions are spread evenly over the
+// live replicas, moving as few as possible: a replica keeps what it holds up
+// to its share, and only surplus and orphaned partitions move. A replica takes a
 // partition it should own when its lease key p.<n> is absent, deleted, or not
 // renewed for TTL, by compare-and-set on the revision it saw; it renews its
 // leases every TTL/3 by compare-and-set, and revokes a partition locally the
@@ -147,6 +148,9 @@ type Coordinator struct {
 
 	takeovers atomic.Uint64
 	wake      chan struct{}
+	stopOnce  sync.Once
+	cancel    context.CancelFunc
+	done      chan struct{}
 
 	mu      sync.Mutex
 	members map[string]entry // replica id → heartbeat
@@ -197,6 +201,31 @@ func (c *Coordinator) Owned() []int {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Start runs the coordinator in the background until [Coordinator.Stop].
+func (c *Coordinator) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel, c.done = cancel, make(chan struct{})
+	go func() {
+		defer close(c.done)
+		if err := c.Run(ctx); err != nil {
+			c.log.Error("partition ownership stopped", "err", err)
+		}
+	}()
+}
+
+// Stop hands over: it stops taking partitions, then drains and releases
+// the ones it holds (see [Coordinator.Release]). It is idempotent and
+// returns once the partitions are released.
+func (c *Coordinator) Stop(ctx context.Context) {
+	c.stopOnce.Do(func() {
+		if c.cancel != nil {
+			c.cancel()
+			<-c.done
+		}
+		c.Release(ctx)
+	})
 }
 
 // Run takes part in ownership until ctx is cancelled; then call Release.

@@ -2,7 +2,10 @@ package ownership
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,8 +18,9 @@ func (c *Coordinator) step(ctx context.Context) {
 	c.heartbeat(ctx, now)
 	c.renew(ctx, now)
 	take, give := c.plan(now)
+	c.revokeAll(give)
 	for _, p := range give {
-		c.release(ctx, p)
+		c.dropLease(ctx, p)
 	}
 	for _, t := range take {
 		c.acquire(ctx, t)
@@ -78,7 +82,7 @@ type claim struct {
 }
 
 // plan returns the partitions this replica should take now and those it
-// should give up.
+// should give up, from the assignment the live replicas' view gives.
 func (c *Coordinator) plan(now time.Time) (take []claim, give []int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -88,21 +92,76 @@ func (c *Coordinator) plan(now time.Time) (take []claim, give []int) {
 			live = append(live, id)
 		}
 	}
-	slices.Sort(live)
-	for p := 0; p < c.cfg.Partitions; p++ {
-		mine := live[p%len(live)] == c.cfg.Replica
+	holders := make([]string, c.cfg.Partitions)
+	for p := range holders {
+		if _, mine := c.owned[p]; mine {
+			holders[p] = c.cfg.Replica
+		} else if l, ok := c.leases[p]; ok && now.Sub(l.seen) < c.cfg.TTL {
+			holders[p] = l.value
+		}
+	}
+	for p, owner := range assign(live, holders) {
 		_, held := c.owned[p]
 		switch {
-		case mine && !held:
+		case owner == c.cfg.Replica && !held:
 			l, leased := c.leases[p]
 			if !leased || l.value == c.cfg.Replica || now.Sub(l.seen) >= c.cfg.TTL || !slices.Contains(live, l.value) {
 				take = append(take, claim{p: p, lease: l})
 			}
-		case !mine && held:
+		case owner != c.cfg.Replica && held:
 			give = append(give, p)
 		}
 	}
 	return take, give
+}
+
+// assign spreads partitions over live replicas, each getting n/len(live) or
+// one more, moving as few as it can: a replica keeps the partitions it holds
+// (lowest first) up to its quota, and the rest go to replicas under quota.
+// The extra partitions of an uneven split go to the replicas holding most,
+// so a balanced cluster stays as it is. holders[p] is p's current holder
+// ("" for none); every replica computes the same answer from the same view.
+func assign(live []string, holders []string) []string {
+	held := map[string]int{}
+	for _, h := range holders {
+		held[h]++
+	}
+	order := slices.Clone(live)
+	slices.SortFunc(order, func(a, b string) int {
+		if held[a] != held[b] {
+			return held[b] - held[a]
+		}
+		return strings.Compare(a, b)
+	})
+	quota := map[string]int{}
+	for i, id := range order {
+		quota[id] = len(holders) / len(order)
+		if i < len(holders)%len(order) {
+			quota[id]++
+		}
+	}
+	out := make([]string, len(holders))
+	count := map[string]int{}
+	for p, h := range holders {
+		if _, isLive := quota[h]; isLive && count[h] < quota[h] {
+			out[p] = h
+			count[h]++
+		}
+	}
+	slices.Sort(order)
+	for p := range out {
+		if out[p] != "" {
+			continue
+		}
+		for _, id := range order {
+			if count[id] < quota[id] {
+				out[p] = id
+				count[id]++
+				break
+			}
+		}
+	}
+	return out
 }
 
 // acquire takes a partition's lease by compare-and-set on the revision seen
@@ -125,20 +184,26 @@ func (c *Coordinator) acquire(ctx context.Context, t claim) {
 	c.owned[t.p] = rev
 	c.leases[t.p] = entry{value: c.cfg.Replica, rev: rev, seen: time.Now()}
 	c.mu.Unlock()
-	if prev := t.lease.value; prev != "" && prev != c.cfg.Replica {
+	prev := t.lease.value
+	if prev != "" && prev != c.cfg.Replica {
 		c.takeovers.Add(1)
-		c.log.Info("took over partition", "partition", t.p, "from", prev)
-	} else {
-		c.log.Debug("took partition", "partition", t.p)
 	}
+	c.log.Info("took partition", "partition", t.p, "from", prev)
 	c.assign.Assign(t.p)
 }
 
-// release drains partition p and deletes its lease so its next owner takes
-// it at once.
-func (c *Coordinator) release(ctx context.Context, p int) {
-	c.assign.Revoke(p)
-	c.dropLease(ctx, p)
+// revokeAll drains partitions in parallel: a drain waits for the batch in
+// hand, and one slow partition should not hold up the others' hand-over.
+func (c *Coordinator) revokeAll(ps []int) {
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.assign.Revoke(p)
+		}()
+	}
+	wg.Wait()
 }
 
 // dropLease forgets partition p and deletes its lease, if still ours.
@@ -147,7 +212,11 @@ func (c *Coordinator) dropLease(ctx context.Context, p int) {
 	rev := c.owned[p]
 	delete(c.owned, p)
 	c.mu.Unlock()
-	if err := c.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev)); err != nil {
+	err := c.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists):
+		// The revision moved on: the next owner already took the lease.
+	case err != nil:
 		c.log.Warn("lease not released; it will expire", "partition", p, "err", err)
 	}
 }
@@ -157,9 +226,7 @@ func (c *Coordinator) dropLease(ctx context.Context, p int) {
 // new owners see at once. Call it after Run returned.
 func (c *Coordinator) Release(ctx context.Context) {
 	owned := c.Owned()
-	for _, p := range owned {
-		c.assign.Revoke(p)
-	}
+	c.revokeAll(owned)
 	if err := c.kv.Delete(ctx, "member."+c.cfg.Replica); err != nil {
 		c.log.Warn("could not leave the live set", "err", err)
 	}

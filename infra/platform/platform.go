@@ -141,8 +141,8 @@ func newRunners(cfg config.Config, log *slog.Logger, b *Bus, d *Docs, h *Hot) (r
 	return runners, nil
 }
 
-// newOwner runs partition ownership: it starts the runners, takes part in
-// the lease protocol, and on stop drains and hands over its partitions
+// newOwner runs partition ownership: it starts the runners and takes part in
+// the lease protocol; on stop its partitions are drained and handed over
 // before the runners stop.
 func newOwner(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, runners runnerSet) (*ownership.Coordinator, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -153,29 +153,16 @@ func newOwner(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, runn
 	if err != nil {
 		return nil, err
 	}
-	var (
-		stop context.CancelFunc
-		done = make(chan struct{})
-	)
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
-			var ctx context.Context
-			ctx, stop = context.WithCancel(context.Background())
 			for _, r := range runners {
 				r.Start(context.Background())
 			}
-			go func() {
-				defer close(done)
-				if err := owner.Run(ctx); err != nil {
-					log.Error("partition ownership stopped", "err", err)
-				}
-			}()
+			owner.Start()
 			return nil
 		},
 		OnStop: func(ctx context.Context) error {
-			stop()
-			<-done
-			owner.Release(ctx)
+			owner.Stop(ctx) // already done by the HTTP hook, unless that never started
 			for _, r := range runners {
 				r.Stop()
 				log.Info("projection stopped", "projection", r.Name(), "applied", r.Applied())
@@ -234,7 +221,12 @@ func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, svc *handl
 			log.Info("evflow serving", "http", "http://"+r.HTTPAddr, "nats", redactURL(b.URL), "partitions", cfg.Partitions)
 			return nil
 		},
-		OnStop: srv.Shutdown,
+		// Hand the partitions over first, while the API still answers: a
+		// stopping replica's in-flight requests must not delay the takeover.
+		OnStop: func(ctx context.Context) error {
+			owner.Stop(ctx)
+			return srv.Shutdown(ctx)
+		},
 	})
 	return r
 }

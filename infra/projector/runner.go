@@ -222,6 +222,7 @@ func (r *Runner) Stop() {
 
 func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message, drain <-chan struct{}) {
 	msgs := make([]*message.Message, 0, r.cfg.MaxBatch)
+	var last uint64 // highest position handled by this worker
 	for {
 		msgs = msgs[:0]
 		select {
@@ -247,7 +248,7 @@ func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message,
 				break gather
 			}
 		}
-		batch := r.decode(p, msgs)
+		batch := r.decode(p, msgs, &last)
 		if !r.apply(ctx, p, batch) {
 			return
 		}
@@ -262,13 +263,17 @@ func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message,
 }
 
 // decode turns messages into events, skipping (and logging) what cannot be
-// decoded; it also drops messages the subscriber withdrew.
-func (r *Runner) decode(p int, msgs []*message.Message) []projections.Event {
+// decoded. It keeps only positions above *last, and raises it: a batch is
+// strictly increasing, because a projection ignores an event older than one
+// it applied, and a redelivered message is a no-op anyway.
+func (r *Runner) decode(p int, msgs []*message.Message, last *uint64) []projections.Event {
 	batch := make([]projections.Event, 0, len(msgs))
 	for _, m := range msgs {
-		if m.Context().Err() != nil {
+		pos, err := bus.Position(m)
+		if err == nil && pos <= *last {
 			continue
 		}
+		*last = max(*last, pos)
 		rec, err := bus.FromMessage(m)
 		if err == nil {
 			var payload any

@@ -132,7 +132,7 @@ func (s *Subscriber) Close() error {
 func (s *Subscriber) run(ctx context.Context, topic string, out chan<- *message.Message) {
 	_, part, _ := bus.ParsePartitionTopic(topic)
 	log := s.cfg.Logger.With("topic", topic)
-	var next uint64
+	var next, sent uint64 // next position to read; last position delivered
 	for ctx.Err() == nil {
 		if next == 0 {
 			last, err := s.cfg.StartAfter(ctx, part)
@@ -143,23 +143,30 @@ func (s *Subscriber) run(ctx context.Context, topic string, out chan<- *message.
 			}
 			next = last + 1
 		}
-		restart, err := s.deliver(ctx, topic, part, next, out)
+		restart, err := s.deliver(ctx, topic, part, next, out, &sent)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			log.Warn("partition delivery interrupted, resuming", "from", next, "err", err)
-			next = 0 // resume from what was actually processed
+			// Resume right after what was delivered: the consumer will
+			// process it, and going back would hand it older positions
+			// after newer ones.
+			log.Warn("partition delivery interrupted, resuming", "after", sent, "err", err)
+			next = sent + 1
+			if sent == 0 {
+				next = 0
+			}
 			sleep(ctx, s.cfg.Backoff)
 		default:
-			next = restart
+			next, sent = restart, restart-1
 		}
 	}
 }
 
 // deliver streams the partition from position start until ctx ends, an
-// error occurs, or a message is nacked; it returns the nacked position.
-func (s *Subscriber) deliver(ctx context.Context, topic string, part int, start uint64, out chan<- *message.Message) (uint64, error) {
+// error occurs, or a message is nacked; it returns the nacked position and
+// records in *sent the position of each message delivered.
+func (s *Subscriber) deliver(ctx context.Context, topic string, part int, start uint64, out chan<- *message.Message, sent *uint64) (uint64, error) {
 	cons, err := s.js.OrderedConsumer(ctx, s.cfg.Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{topic + ".>"},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
@@ -221,6 +228,7 @@ func (s *Subscriber) deliver(ctx context.Context, topic string, part int, start 
 		}
 		select {
 		case out <- m:
+			*sent = positionOf(m)
 			inflight <- m
 		case <-gen.Done():
 			return restartAt(nacked, ctx)
@@ -257,4 +265,10 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// positionOf is the position a delivered message carries.
+func positionOf(m *message.Message) uint64 {
+	pos, _ := bus.Position(m)
+	return pos
 }

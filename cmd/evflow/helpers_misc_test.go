@@ -1,0 +1,17 @@
+package main
+
+import (
+	"os"
+	"sort"
+)
+
+func osMkdirTemp() (string, error) { return os.MkdirTemp("", "evflow-bin-") }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
