@@ -203,16 +203,16 @@ func mongoBatch2() []Event {
 func TestMongoApplyWritesEachChangedAppOnce(t *testing.T) {
 	ctx := context.Background()
 	s := newMemDocs()
-	m := NewMongo(s)
-	if m.Name() != "mongo" || MongoName != "mongo" {
-		t.Fatalf("Name() = %q; the durable name must stay \"mongo\"", m.Name())
+	m := newMongoPair(s)
+	if NewApps(s).Name() != "apps" || NewDailyStats(s).Name() != "daily_stats" {
+		t.Fatalf("names %q, %q; the durable names must stay apps and daily_stats", NewApps(s).Name(), NewDailyStats(s).Name())
 	}
 	b1, b2 := mongoBatch1(), mongoBatch2()
 
 	if err := m.Apply(ctx, 5, b1); err != nil {
 		t.Fatalf("Apply(batch 1) = %v", err)
 	}
-	if want := []string{"load", "save", "daily", "checkpoint"}; !slices.Equal(s.calls, want) {
+	if want := []string{"load", "save", "checkpoint", "daily", "checkpoint"}; !slices.Equal(s.calls, want) {
 		t.Fatalf("calls = %v, want %v", s.calls, want)
 	}
 	if want := [][]string{{"app-1", "app-2"}}; !reflect.DeepEqual(s.loads, want) {
@@ -277,7 +277,7 @@ func TestMongoApplyResumesPartlyAppliedBatch(t *testing.T) {
 	s := newMemDocs()
 	b := mongoBatch1()
 	s.apps["app-1"] = foldAll("app-1", b[:3])
-	if err := NewMongo(s).Apply(context.Background(), 0, b); err != nil {
+	if err := newMongoPair(s).Apply(context.Background(), 0, b); err != nil {
 		t.Fatalf("Apply() = %v", err)
 	}
 	want := []AppWrite{{App: foldAll("app-1", b), Prev: 3}, {App: foldAll("app-2", b), Prev: 0}}
@@ -342,7 +342,7 @@ func TestMongoApplyRefoldsLostApps(t *testing.T) {
 					tt.rival(apps)
 				}
 			}
-			if err := NewMongo(s).Apply(context.Background(), 1, b); err != nil {
+			if err := newMongoPair(s).Apply(context.Background(), 1, b); err != nil {
 				t.Fatalf("Apply() = %v", err)
 			}
 			var saves [][]string
@@ -365,7 +365,7 @@ func TestMongoApplyRefoldsLostApps(t *testing.T) {
 				}
 			}
 			s.checkApps(t, tt.all, "app-1", "app-2")
-			if got := s.cps[cpKey(MongoName, 1)]; got != 9 {
+			if got := s.cps[cpKey(AppsName, 1)]; got != 9 {
 				t.Errorf("checkpoint = %d, want 9", got)
 			}
 			if got := s.launches("app-1", "2024-03-10"); got != 2 {
@@ -412,7 +412,7 @@ func TestMongoApplyGivesUpAfterRepeatedLosses(t *testing.T) {
 	s := newMemDocs()
 	s.apps["app-1"] = foldAll("app-1", []Event{rivalCreated()})
 	s.rival = keepWinning(maxRefolds)
-	err := NewMongo(s).Apply(context.Background(), 0, laterBatch())
+	err := newMongoPair(s).Apply(context.Background(), 0, laterBatch())
 	if !errors.Is(err, events.ErrConflict) {
 		t.Fatalf("Apply() = %v, want it to wrap events.ErrConflict", err)
 	}
@@ -433,7 +433,7 @@ func TestMongoApplyGivesUpAfterRepeatedLosses(t *testing.T) {
 	if slices.Contains(s.calls, "daily") || slices.Contains(s.calls, "checkpoint") {
 		t.Errorf("calls %v: nothing may follow a failed apps write", s.calls)
 	}
-	if got := s.cps[cpKey(MongoName, 0)]; got != 0 {
+	if got := s.cps[cpKey(AppsName, 0)]; got != 0 {
 		t.Errorf("checkpoint = %d after a conflict, want 0", got)
 	}
 }
@@ -443,7 +443,7 @@ func TestMongoApplyWinsOnLastRefold(t *testing.T) {
 	s.apps["app-1"] = foldAll("app-1", []Event{rivalCreated()})
 	s.rival = keepWinning(maxRefolds - 1)
 	b := laterBatch()
-	if err := NewMongo(s).Apply(context.Background(), 0, b); err != nil {
+	if err := newMongoPair(s).Apply(context.Background(), 0, b); err != nil {
 		t.Fatalf("Apply() = %v", err)
 	}
 	if len(s.saves) != maxRefolds {
@@ -463,7 +463,7 @@ func TestMongoApplyWinsOnLastRefold(t *testing.T) {
 	if got := len(s.apps["app-1"].Grants); got != maxRefolds-1 {
 		t.Errorf("app-1 has %d grants, want the rival's %d", got, maxRefolds-1)
 	}
-	if got := s.cps[cpKey(MongoName, 0)]; got != 109 {
+	if got := s.cps[cpKey(AppsName, 0)]; got != 109 {
 		t.Errorf("checkpoint = %d, want 109", got)
 	}
 }
@@ -474,13 +474,14 @@ func TestMongoApplyStoreErrors(t *testing.T) {
 		name      string
 		set       func(s *memDocs)
 		wantCalls []string
+		failed    string // the projection whose checkpoint must not move
 	}{
-		{"load fails", func(s *memDocs) { s.loadErr = boom }, []string{"load"}},
-		{"save fails", func(s *memDocs) { s.saveErr = boom }, []string{"load", "save"}},
-		{"save fails after writing", func(s *memDocs) { s.saveErr, s.failLate = boom, true }, []string{"load", "save"}},
-		{"daily launches fail", func(s *memDocs) { s.dailyErr = boom }, []string{"load", "save", "daily"}},
-		{"daily launches fail after counting", func(s *memDocs) { s.dailyErr, s.failLate = boom, true }, []string{"load", "save", "daily"}},
-		{"checkpoint fails", func(s *memDocs) { s.cpErr = boom }, []string{"load", "save", "daily", "checkpoint"}},
+		{"load fails", func(s *memDocs) { s.loadErr = boom }, []string{"load"}, AppsName},
+		{"save fails", func(s *memDocs) { s.saveErr = boom }, []string{"load", "save"}, AppsName},
+		{"save fails after writing", func(s *memDocs) { s.saveErr, s.failLate = boom, true }, []string{"load", "save"}, AppsName},
+		{"daily launches fail", func(s *memDocs) { s.dailyErr = boom }, []string{"load", "save", "checkpoint", "daily"}, DailyStatsName},
+		{"daily launches fail after counting", func(s *memDocs) { s.dailyErr, s.failLate = boom, true }, []string{"load", "save", "checkpoint", "daily"}, DailyStatsName},
+		{"checkpoint fails", func(s *memDocs) { s.cpErr = boom }, []string{"load", "save", "checkpoint"}, AppsName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -488,30 +489,30 @@ func TestMongoApplyStoreErrors(t *testing.T) {
 			s := newMemDocs()
 			tt.set(s)
 			b := mongoBatch1()
-			err := NewMongo(s).Apply(ctx, 4, b)
+			err := newMongoPair(s).Apply(ctx, 4, b)
 			if !errors.Is(err, boom) {
 				t.Fatalf("Apply() = %v, want it to wrap %v", err, boom)
 			}
-			if !strings.Contains(err.Error(), "mongo projection") {
+			if !strings.Contains(err.Error(), "projection") {
 				t.Errorf("error %q does not say where it failed", err)
 			}
 			if !slices.Equal(s.calls, tt.wantCalls) {
 				t.Errorf("calls = %v, want %v", s.calls, tt.wantCalls)
 			}
-			if got := s.cps[cpKey(MongoName, 4)]; got != 0 {
+			if got := s.cps[cpKey(tt.failed, 4)]; got != 0 {
 				t.Errorf("checkpoint = %d after a failed Apply, want 0", got)
 			}
 
 			// The caller retries the batch; its effect lands exactly once.
 			s.loadErr, s.saveErr, s.dailyErr, s.cpErr = nil, nil, nil, nil
-			if err := NewMongo(s).Apply(ctx, 4, b); err != nil {
+			if err := newMongoPair(s).Apply(ctx, 4, b); err != nil {
 				t.Fatalf("retry Apply() = %v", err)
 			}
 			s.checkApps(t, b, "app-1", "app-2")
 			if a1, a2 := s.launches("app-1", "2024-03-10"), s.launches("app-2", "2024-03-10"); a1 != 2 || a2 != 1 {
 				t.Errorf("after retry launches app-1 %d app-2 %d, want 2 and 1", a1, a2)
 			}
-			if got := s.cps[cpKey(MongoName, 4)]; got != 9 {
+			if got := s.cps[cpKey(tt.failed, 4)]; got != 9 {
 				t.Errorf("checkpoint after retry = %d, want 9", got)
 			}
 		})
@@ -525,10 +526,10 @@ func TestMongoApplyLaunchesOnly(t *testing.T) {
 		launchEv(32, "app-1", "dev-a", statDay.Add(24*time.Hour)),
 		launchEv(33, "app-1", "dev-b", statDay),
 	}
-	if err := NewMongo(s).Apply(context.Background(), 2, b); err != nil {
+	if err := newMongoPair(s).Apply(context.Background(), 2, b); err != nil {
 		t.Fatalf("Apply() = %v", err)
 	}
-	if want := []string{"daily", "checkpoint"}; !slices.Equal(s.calls, want) {
+	if want := []string{"checkpoint", "daily", "checkpoint"}; !slices.Equal(s.calls, want) {
 		t.Fatalf("calls = %v, want %v", s.calls, want)
 	}
 	if d1, d2 := s.launches("app-1", "2024-03-10"), s.launches("app-1", "2024-03-11"); d1 != 2 || d2 != 1 {
@@ -537,14 +538,14 @@ func TestMongoApplyLaunchesOnly(t *testing.T) {
 	if c := s.counters["app-1:2024-03-10"]; c == nil || len(c.devices) != 2 || c.pos != 33 {
 		t.Errorf("counter = %+v, want 2 devices at 33", c)
 	}
-	if got := s.cps[cpKey(MongoName, 2)]; got != 33 {
+	if got := s.cps[cpKey(DailyStatsName, 2)]; got != 33 {
 		t.Errorf("checkpoint = %d, want 33", got)
 	}
 }
 
 func TestMongoApplyEmptyBatch(t *testing.T) {
 	s := newMemDocs()
-	if err := NewMongo(s).Apply(context.Background(), 0, nil); err != nil {
+	if err := newMongoPair(s).Apply(context.Background(), 0, nil); err != nil {
 		t.Fatalf("Apply(nil) = %v", err)
 	}
 	if len(s.calls) != 0 {
@@ -555,10 +556,37 @@ func TestMongoApplyEmptyBatch(t *testing.T) {
 func TestMongoApplyAppEventsOnlyNoDaily(t *testing.T) {
 	s := newMemDocs()
 	b := []Event{appEv(1, "app-1", &events.AppCreated{Name: "x"})}
-	if err := NewMongo(s).Apply(context.Background(), 0, b); err != nil {
+	if err := newMongoPair(s).Apply(context.Background(), 0, b); err != nil {
 		t.Fatalf("Apply() = %v", err)
 	}
-	if want := []string{"load", "save", "checkpoint"}; !slices.Equal(s.calls, want) {
+	// Each projection checkpoints; daily stats has no counter to write.
+	if want := []string{"load", "save", "checkpoint", "checkpoint"}; !slices.Equal(s.calls, want) {
 		t.Fatalf("calls = %v, want %v", s.calls, want)
 	}
+}
+
+// mongoPair applies both MongoDB projections to a batch, apps first, as a
+// replica's two runners would.
+type mongoPair struct {
+	apps  *Apps
+	stats *DailyStats
+}
+
+func newMongoPair(s DocStore) mongoPair { return mongoPair{NewApps(s), NewDailyStats(s)} }
+
+// Checkpoint is where the pair resumes: the lower of the two checkpoints.
+func (m mongoPair) Checkpoint(ctx context.Context, p int) (uint64, error) {
+	a, err := m.apps.Checkpoint(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	d, err := m.stats.Checkpoint(ctx, p)
+	return min(a, d), err
+}
+
+func (m mongoPair) Apply(ctx context.Context, p int, b []Event) error {
+	if err := m.apps.Apply(ctx, p, b); err != nil {
+		return err
+	}
+	return m.stats.Apply(ctx, p, b)
 }

@@ -54,11 +54,7 @@ func (r *Redis) Apply(ctx context.Context, partition int, batch []Event) error {
 			return fmt.Errorf("redis projection: %w", err)
 		}
 	}
-	last := batch[len(batch)-1].Position
-	if err := r.store.SaveCheckpoint(ctx, RedisName, partition, last); err != nil {
-		return fmt.Errorf("redis projection: checkpoint %d@%d: %w", partition, last, err)
-	}
-	return nil
+	return saveCheckpoint(ctx, r.store, RedisName, partition, batch)
 }
 
 // ReleaseChanges returns, per app, the last release change in the batch:

@@ -180,8 +180,8 @@ func TestRedisApply(t *testing.T) {
 	if got, _ := r.Checkpoint(ctx, 4); got != 0 {
 		t.Errorf("Checkpoint(4) = %d, want 0", got)
 	}
-	if got, _ := s.Checkpoint(ctx, MongoName, 3); got != 0 {
-		t.Errorf("the redis projection saved a checkpoint under %q", MongoName)
+	if got, _ := s.Checkpoint(ctx, AppsName, 3); got != 0 {
+		t.Errorf("the redis projection saved a checkpoint under %q", AppsName)
 	}
 	if c := s.counters["app-1:2024-03-10"]; c.launches != 3 || len(c.devices) != 2 {
 		t.Errorf("app-1 counter = %+v, want 3 launches, 2 devices", c)

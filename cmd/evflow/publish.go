@@ -162,6 +162,7 @@ func waitProjected(ctx context.Context, addr string) error {
 		}
 		lagging := false
 		for _, p := range st.Projections {
+			lagging = lagging || p.Error != ""
 			for _, lag := range p.Lag {
 				lagging = lagging || lag > 0
 			}

@@ -228,6 +228,9 @@ func (c *cluster) caughtUp(timeout time.Duration) platform.Status {
 		}
 		last = st
 		for _, pr := range st.Projections {
+			if pr.Error != "" {
+				return fmt.Errorf("%s: %s", pr.Name, pr.Error)
+			}
 			for part, lag := range pr.Lag {
 				if lag > 0 {
 					return fmt.Errorf("%s lags %d on partition %d", pr.Name, lag, part)

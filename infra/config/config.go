@@ -36,6 +36,7 @@ type Config struct {
 	// NATSURL is a comma-separated list of NATS URLs; empty runs an
 	// embedded nats-server on NATSPort.
 	NATSURL  string
+	NATSHost string
 	NATSPort int
 	// MongoURI is a MongoDB connection string; empty runs an embedded
 	// FerretDB (SQLite) in DataDir.
@@ -76,7 +77,7 @@ type Config struct {
 // Default returns the zero-setup configuration.
 func Default() Config {
 	return Config{
-		DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, NATSPort: DefaultNATSPort,
+		DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, NATSHost: "127.0.0.1", NATSPort: DefaultNATSPort,
 		MongoDB: DefaultMongoDB, Partitions: events.DefaultPartitions, MaxBatch: DefaultMaxBatch,
 		Dedup: 2 * time.Minute, LogLevel: "info", LogFormat: "text",
 		LeaseTTL: 3 * time.Second, NATSClusterName: "evflow", NATSClusterPort: 6222,
@@ -95,6 +96,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	str(&c.DataDir, "data-dir", "directory of the embedded parts' data")
 	str(&c.HTTPAddr, "http-addr", "address the HTTP API listens on")
 	str(&c.NATSURL, "nats-url", "NATS server URLs, comma-separated; empty runs an embedded nats-server")
+	str(&c.NATSHost, "nats-host", "interface the embedded nats-server listens on, for clients and routes (0.0.0.0 for other hosts)")
 	num(&c.NATSPort, "nats-port", "client port of the embedded nats-server (-1 picks a free one)")
 	str(&c.MongoURI, "mongo-uri", "MongoDB connection string; empty runs an embedded FerretDB")
 	str(&c.MongoDB, "mongo-db", "MongoDB database name")
@@ -106,7 +108,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	str(&c.Replica, "replica-id", "unique id of this replica (default hostname-pid)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.envDuration("lease-ttl", c.LeaseTTL), "how long a silent replica keeps its partitions before others take them over (env "+EnvName("lease-ttl")+")")
 	num(&c.StreamReplicas, "stream-replicas", "replicas of the stream: 1 on one node, 3 in a cluster (0: 3 when --nats-routes is set, else 1)")
-	str(&c.NATSServerName, "nats-server-name", "name of the embedded nats-server, unique in its cluster")
+	str(&c.NATSServerName, "nats-server-name", "name of the embedded nats-server, unique in its cluster (default: the replica id)")
 	str(&c.NATSClusterName, "nats-cluster-name", "cluster the embedded nats-server joins when --nats-routes is set")
 	num(&c.NATSClusterPort, "nats-cluster-port", "route port of the embedded nats-server in a cluster")
 	str(&c.NATSRoutes, "nats-routes", "route URLs of the other cluster nodes, comma-separated (nats://host:6222,…)")
@@ -176,6 +178,14 @@ func (c Config) Validate() error {
 		bad("log-format", "%q is not text or json", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// ReplicaID is the replica's id: Replica, or hostname-pid when unset.
+func (c Config) ReplicaID() string {
+	if c.Replica != "" {
+		return c.Replica
+	}
+	return ownership.DefaultReplica()
 }
 
 // Replicas is the stream replication to use.

@@ -185,8 +185,10 @@ func TestDuplicateDeliveryChangesProjectionsOnce(t *testing.T) {
 		resetCheckpoints(t, s)
 		r = s.start(t)
 		r.caughtUp()
-		if st := r.status(); st.Projections[0].Applied != 7 || st.Projections[1].Applied != 7 {
-			t.Fatalf("round %d: applied %d and %d events, want the 7 redelivered to each", round, st.Projections[0].Applied, st.Projections[1].Applied)
+		for _, p := range r.status().Projections {
+			if p.Applied != 7 {
+				t.Fatalf("round %d: %s applied %d events, want the 7 redelivered", round, p.Name, p.Applied)
+			}
 		}
 		if d := testenv.DiffDumps(beforeRedis, testenv.DumpRedis(t, s.redis.Addr)); d != "" {
 			t.Fatalf("round %d: redis changed by redelivery:\n%s", round, d)

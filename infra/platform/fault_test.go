@@ -39,16 +39,25 @@ func TestRedisOutageStallsProjectionThenCatchesUpExactly(t *testing.T) {
 			t.Fatalf("launches during the outage: %d", code)
 		}
 	}
-	// ... and the MongoDB projection moves on while the Redis one waits.
+	// ... and the MongoDB projections move on while the Redis one waits.
 	eventually(r, "/v1/status", func(_ int, st platform.Status) error {
+		caught := 0
 		for _, p := range st.Projections {
-			if p.Name == "mongo" {
-				for _, lag := range p.Lag {
-					if lag > 0 {
-						return fmt.Errorf("mongo lags %v", p.Lag)
-					}
+			if p.Name == "redis" {
+				continue
+			}
+			if p.Error != "" {
+				return fmt.Errorf("%s: %s", p.Name, p.Error)
+			}
+			for _, lag := range p.Lag {
+				if lag > 0 {
+					return fmt.Errorf("%s lags %v", p.Name, p.Lag)
 				}
 			}
+			caught++
+		}
+		if caught != 2 {
+			return fmt.Errorf("%d MongoDB projections caught up, want apps and daily_stats", caught)
 		}
 		return nil
 	})

@@ -158,6 +158,9 @@ func (r *replica) caughtUp() {
 	testenv.WaitFor(r.t, 30*time.Second, func() error {
 		st := r.status()
 		for _, p := range st.Projections {
+			if p.Error != "" {
+				return fmt.Errorf("projection %s: %s", p.Name, p.Error)
+			}
 			for part, lag := range p.Lag {
 				if lag > 0 {
 					return fmt.Errorf("projection %s partition %d lags %d behind %d", p.Name, part, lag, st.Heads[part])

@@ -84,9 +84,9 @@ func newBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus, error) 
 	url := cfg.NATSURL
 	if url == "" {
 		dir := filepath.Join(cfg.DataDir, "nats")
-		ncfg := natsd.Config{Dir: dir, Port: cfg.NATSPort, Name: cfg.NATSServerName}
+		ncfg := natsd.Config{Dir: dir, Host: cfg.NATSHost, Port: cfg.NATSPort, Name: cfg.NATSServerName}
 		if ncfg.Name == "" {
-			ncfg.Name = "evflow"
+			ncfg.Name = cfg.ReplicaID()
 		}
 		if cfg.NATSRoutes != "" {
 			ncfg.Cluster = natsd.ClusterConfig{Name: cfg.NATSClusterName, Port: cfg.NATSClusterPort, Routes: strings.Split(cfg.NATSRoutes, ",")}
@@ -104,7 +104,7 @@ func newBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus, error) 
 		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
 	}
 	lc.Append(fx.StopHook(nc.Close))
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(evjs.DefaultAckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -148,7 +148,7 @@ func newOwner(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, runn
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	owner, err := ownership.New(ctx, b.JS, ownership.Config{
-		Replica: cfg.Replica, Partitions: cfg.Partitions, TTL: cfg.LeaseTTL, Replicas: cfg.Replicas(), Logger: log,
+		Replica: cfg.ReplicaID(), Partitions: cfg.Partitions, TTL: cfg.LeaseTTL, Replicas: cfg.Replicas(), Logger: log,
 	}, runners)
 	if err != nil {
 		return nil, err

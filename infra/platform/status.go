@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/evflow/evflow/infra/config"
 	"github.com/evflow/evflow/infra/ownership"
+	"github.com/evflow/evflow/infra/projector"
 )
 
 // Status is what GET /v1/status and `evflow status` report.
@@ -42,6 +44,9 @@ type ProjectionStatus struct {
 	// Lag is how many positions each partition's checkpoint trails its head
 	// (positions are stream-wide, so this bounds the events still to apply).
 	Lag []uint64 `json:"lag"`
+	// Error says why the checkpoints could not be read (its store is down);
+	// Checkpoints and Lag are then empty.
+	Error string `json:"error,omitempty"`
 }
 
 func status(ctx context.Context, cfg config.Config, b *Bus, runners runnerSet, owner *ownership.Coordinator) (Status, error) {
@@ -61,20 +66,32 @@ func status(ctx context.Context, cfg config.Config, b *Bus, runners runnerSet, o
 		}
 	}
 	for _, r := range runners {
-		ps := ProjectionStatus{Name: r.Name(), Applied: r.Applied(), Skipped: r.Skipped(),
-			Checkpoints: make([]uint64, cfg.Partitions), Lag: make([]uint64, cfg.Partitions)}
-		for p := range ps.Checkpoints {
-			if ps.Checkpoints[p], err = r.Checkpoint(ctx, p); err != nil {
-				return Status{}, fmt.Errorf("projection %s: %w", r.Name(), err)
-			}
-			if st.Heads[p] > ps.Checkpoints[p] {
-				ps.Lag[p] = st.Heads[p] - ps.Checkpoints[p]
-			}
-		}
-		st.Projections = append(st.Projections, ps)
+		st.Projections = append(st.Projections, projectionStatus(ctx, r, st.Heads))
 	}
 	return st, nil
 }
+
+// projectionStatus reads a projection's checkpoints, giving its store
+// [statusTimeout]: status must answer while a store is down.
+func projectionStatus(ctx context.Context, r *projector.Runner, heads []uint64) ProjectionStatus {
+	ps := ProjectionStatus{Name: r.Name(), Applied: r.Applied(), Skipped: r.Skipped()}
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	cps, lag := make([]uint64, len(heads)), make([]uint64, len(heads))
+	for p := range cps {
+		c, err := r.Checkpoint(ctx, p)
+		if err != nil {
+			ps.Error = fmt.Sprintf("checkpoints unavailable: %v", err)
+			return ps
+		}
+		cps[p], lag[p] = c, heads[p]-min(c, heads[p])
+	}
+	ps.Checkpoints, ps.Lag = cps, lag
+	return ps
+}
+
+// statusTimeout bounds the reads of one projection's checkpoints.
+const statusTimeout = 2 * time.Second
 
 // ready reports whether the replica can reach the bus, MongoDB and Redis.
 func ready(ctx context.Context, b *Bus, d *Docs, h *Hot) error {

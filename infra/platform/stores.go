@@ -90,5 +90,5 @@ func newHot(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Hot, error) 
 }
 
 func projectionsOf(d *Docs, h *Hot) []projections.Projector {
-	return []projections.Projector{projections.NewMongo(d.Store), projections.NewRedis(h.Store)}
+	return []projections.Projector{projections.NewApps(d.Store), projections.NewDailyStats(d.Store), projections.NewRedis(h.Store)}
 }

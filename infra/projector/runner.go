@@ -249,7 +249,7 @@ func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message,
 			}
 		}
 		batch := r.decode(p, msgs, &last)
-		if !r.apply(ctx, p, batch) {
+		if !r.apply(ctx, p, batch, drain) {
 			return
 		}
 		for _, m := range msgs {
@@ -289,8 +289,10 @@ func (r *Runner) decode(p int, msgs []*message.Message, last *uint64) []projecti
 }
 
 // apply applies batch, retrying with backoff until it succeeds; it returns
-// false only when ctx ends first.
-func (r *Runner) apply(ctx context.Context, p int, batch []projections.Event) bool {
+// false when ctx ends first, or when the partition is being drained and an
+// attempt failed: a batch its store cannot take is left, unacknowledged, to
+// the partition's next owner rather than holding up the hand-over.
+func (r *Runner) apply(ctx context.Context, p int, batch []projections.Event, drain <-chan struct{}) bool {
 	backoff := r.cfg.MinBackoff
 	for attempt := 1; ; attempt++ {
 		err := r.proj.Apply(ctx, p, batch)
@@ -306,6 +308,10 @@ func (r *Runner) apply(ctx context.Context, p int, batch []projections.Event) bo
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
+			return false
+		case <-drain:
+			t.Stop()
+			r.log.Warn("partition drained with its batch unapplied; its next owner applies it", "partition", p, "events", len(batch))
 			return false
 		}
 		backoff = min(2*backoff, r.cfg.MaxBackoff)

@@ -18,7 +18,8 @@ import (
 // Defaults of [PublisherConfig].
 const (
 	DefaultPublishTimeout = 10 * time.Second
-	DefaultPublishRetries = 5
+	DefaultAckTimeout     = 2 * time.Second
+	maxRetryBackoff       = 500 * time.Millisecond
 )
 
 // PublisherConfig configures a [Publisher].
@@ -26,10 +27,12 @@ type PublisherConfig struct {
 	// Timeout bounds one Publish call when the messages' context has no
 	// deadline; default [DefaultPublishTimeout].
 	Timeout time.Duration
-	// Retries is how often a message whose ack did not arrive is published
-	// again (with the same Nats-Msg-Id, so it is stored once); default
-	// [DefaultPublishRetries].
-	Retries int
+	// AckTimeout is how long one attempt waits for acks before publishing
+	// the unacknowledged messages again (with the same Nats-Msg-Id, so each
+	// is stored once); default [DefaultAckTimeout]. A stream leader that
+	// dies holding messages never acks them: without this bound a publish
+	// would wait out its whole deadline.
+	AckTimeout time.Duration
 }
 
 // Publisher is a Watermill publisher over JetStream. Publish sends all
@@ -41,13 +44,14 @@ type Publisher struct {
 
 var _ message.Publisher = (*Publisher)(nil)
 
-// NewPublisher returns a publisher over js.
+// NewPublisher returns a publisher over js. Create js with
+// jetstream.WithPublishAsyncTimeout so abandoned acks are dropped.
 func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) *Publisher {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultPublishTimeout
 	}
-	if cfg.Retries <= 0 {
-		cfg.Retries = DefaultPublishRetries
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = DefaultAckTimeout
 	}
 	return &Publisher{js: js, cfg: cfg}
 }
@@ -55,9 +59,10 @@ func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) *Publisher {
 // Publish stores msgs on the stream under topic and sets [bus.MetaPosition]
 // on each. Every message needs [bus.MetaPartition], [bus.MetaAggregateType]
 // and [bus.MetaAggregateID] (see bus.ToMessage). The first message's
-// context bounds the call. Messages are sent in order; on error, some may
-// have been stored: the returned error lists which failed, and publishing
-// them again is safe because their ids deduplicate.
+// context bounds the call; until it ends, messages that were not acked
+// (leader election, lost connection) are published again, which their ids
+// make safe. On error some messages may have been stored, and publishing
+// them again is safe for the same reason.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -72,53 +77,63 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	for i := range msgs {
 		pending[i] = i
 	}
-	var errs []error
-	for attempt := 0; len(pending) > 0; attempt++ {
-		futures := make([]jetstream.PubAckFuture, len(pending))
-		errs = errs[:0]
-		for j, i := range pending {
-			nm, opts, err := toNATS(topic, msgs[i])
-			if err != nil {
-				return err
-			}
-			if futures[j], err = p.js.PublishMsgAsync(nm, opts...); err != nil {
-				futures[j] = nil
-				errs = append(errs, fmt.Errorf("publish %s: %w", msgs[i].UUID, err))
-			}
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		retry, err := p.attempt(ctx, topic, msgs, pending)
+		if err != nil {
+			return err
 		}
-		var retry []int
-		for j, i := range pending {
-			if futures[j] == nil {
-				retry = append(retry, i)
-				continue
-			}
-			select {
-			case ack := <-futures[j].Ok():
-				msgs[i].Metadata.Set(bus.MetaPosition, strconv.FormatUint(ack.Sequence, 10))
-			case err := <-futures[j].Err():
-				if isWrongLastSeq(err) {
-					return fmt.Errorf("publish %s: %w: %v", msgs[i].UUID, events.ErrConflict, err)
-				}
-				errs = append(errs, fmt.Errorf("publish %s: %w", msgs[i].UUID, err))
-				retry = append(retry, i)
-			case <-ctx.Done():
-				return fmt.Errorf("publish %d messages: %w", len(msgs), ctx.Err())
-			}
+		if len(retry) == 0 {
+			return nil
 		}
-		pending = retry
-		if len(pending) > 0 && attempt+1 >= p.cfg.Retries {
-			return fmt.Errorf("publish: %d of %d messages not acknowledged after %d attempts: %w",
-				len(pending), len(msgs), attempt+1, errors.Join(errs...))
-		}
-		if len(pending) > 0 {
-			select {
-			case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
-			case <-ctx.Done():
-				return fmt.Errorf("publish: %w (last errors: %w)", ctx.Err(), errors.Join(errs...))
-			}
+		pending, lastErr = retry, fmt.Errorf("%d of %d messages not acknowledged yet", len(retry), len(msgs))
+		select {
+		case <-time.After(min(time.Duration(25<<attempt)*time.Millisecond, maxRetryBackoff)):
+		case <-ctx.Done():
+			return fmt.Errorf("publish: %w (%v)", ctx.Err(), lastErr)
 		}
 	}
-	return nil
+}
+
+// attempt publishes msgs[pending] and waits up to AckTimeout for their
+// acks; it returns those to publish again. A failed expectation on the
+// aggregate's position is returned as an error wrapping events.ErrConflict.
+func (p *Publisher) attempt(ctx context.Context, topic string, msgs []*message.Message, pending []int) ([]int, error) {
+	futures := make([]jetstream.PubAckFuture, len(pending))
+	var retry []int
+	for j, i := range pending {
+		nm, opts, err := toNATS(topic, msgs[i])
+		if err != nil {
+			return nil, err
+		}
+		if futures[j], err = p.js.PublishMsgAsync(nm, opts...); err != nil {
+			futures[j] = nil
+		}
+	}
+	timeout := time.NewTimer(p.cfg.AckTimeout)
+	defer timeout.Stop()
+	expired := false
+	for j, i := range pending {
+		if futures[j] == nil || expired {
+			retry = append(retry, i)
+			continue
+		}
+		select {
+		case ack := <-futures[j].Ok():
+			msgs[i].Metadata.Set(bus.MetaPosition, strconv.FormatUint(ack.Sequence, 10))
+		case err := <-futures[j].Err():
+			if isWrongLastSeq(err) {
+				return nil, fmt.Errorf("publish %s: %w: %v", msgs[i].UUID, events.ErrConflict, err)
+			}
+			retry = append(retry, i)
+		case <-timeout.C:
+			expired = true
+			retry = append(retry, i)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("publish %d messages: %w", len(msgs), ctx.Err())
+		}
+	}
+	return retry, nil
 }
 
 // Close implements message.Publisher; the connection belongs to the caller.
