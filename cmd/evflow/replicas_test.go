@@ -150,8 +150,10 @@ func (c *cluster) send(ctx context.Context, path string, body any) (int, []byte)
 	for attempt := 0; ; attempt++ {
 		live := c.live()
 		p := live[attempt%len(live)]
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.base+path, bytes.NewReader(js))
+		reqCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		req, _ := http.NewRequestWithContext(reqCtx, http.MethodPost, p.base+path, bytes.NewReader(js))
 		resp, err := http.DefaultClient.Do(req)
+		cancel()
 		if err == nil {
 			raw, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -160,7 +162,7 @@ func (c *cluster) send(ctx context.Context, path string, body any) (int, []byte)
 			}
 			err = fmt.Errorf("%s: %s", resp.Status, raw)
 		}
-		if ctx.Err() != nil || attempt > 200 {
+		if ctx.Err() != nil || attempt > 20 {
 			c.t.Errorf("POST %s never answered: %v", path, err)
 			return 0, nil
 		}
@@ -197,7 +199,7 @@ func (c *cluster) status(p *proc) (platform.Status, error) {
 func (c *cluster) owners(timeout time.Duration) time.Duration {
 	c.t.Helper()
 	began := time.Now()
-	testenv.WaitFor(c.t, timeout, func() error {
+	poll(c.t, timeout, 50*time.Millisecond, func() error {
 		total := 0
 		for _, p := range c.live() {
 			st, err := c.status(p)
@@ -221,7 +223,7 @@ func (c *cluster) owners(timeout time.Duration) time.Duration {
 func (c *cluster) caughtUp(timeout time.Duration) platform.Status {
 	c.t.Helper()
 	var last platform.Status
-	testenv.WaitFor(c.t, timeout, func() error {
+	poll(c.t, timeout, time.Second, func() error {
 		st, err := c.status(c.live()[0])
 		if err != nil {
 			return err
@@ -284,4 +286,21 @@ func loggedAt(t *testing.T, p *proc, msg string) time.Time {
 	}
 	t.Fatalf("%s never logged %q:\n%s", p.id, msg, p.logs.String())
 	return time.Time{}
+}
+
+// poll is testenv.WaitFor at a given interval: status reads are not free,
+// and a test that polls them hard slows the replicas it measures.
+func poll(t *testing.T, timeout, every time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %s: %v", timeout, err)
+		}
+		time.Sleep(every)
+	}
 }

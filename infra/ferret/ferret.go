@@ -10,10 +10,19 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
+
+// MaxPoolSize is the client connection pool that [Server.URI] asks for.
+// FerretDB opens at most 100 SQLite connections per database, and each
+// update holds one (its query) while it waits for another (its write): more
+// than 50 concurrent updates can deadlock it. Each client, and so each
+// replica, sharing one FerretDB stays at 10, which keeps up to five
+// replicas safe.
+const MaxPoolSize = 10
 
 // Server is a running embedded FerretDB.
 type Server struct {
@@ -64,8 +73,9 @@ func Start(dir string, logger *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// URI is the MongoDB connection string of the server.
-func (s *Server) URI() string { return s.uri }
+// URI is the MongoDB connection string of the server, with a connection
+// pool of [MaxPoolSize].
+func (s *Server) URI() string { return s.uri + "?maxPoolSize=" + strconv.Itoa(MaxPoolSize) }
 
 // Close stops the server and waits for it to release its files. It is
 // safe to call more than once.
