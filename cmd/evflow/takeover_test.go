@@ -235,6 +235,9 @@ func TestLateReplicaGetsAShareAndSIGTERMHandsOverWithoutRedelivery(t *testing.T)
 		handover = c.owners(10 * time.Second)
 		ownedAt = time.Now()
 	})
+	if leaver == nil {
+		t.Fatal("the workload's midway step (join, then SIGTERM) did not complete")
+	}
 	select {
 	case err := <-leaver.done:
 		if err != nil {
