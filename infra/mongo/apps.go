@@ -64,6 +64,7 @@ func (s *Store) App(ctx context.Context, id string) (app projections.App, ok boo
 // a harmless re-fold.) That is one extra find per bulk only when there was
 // a conflict, instead of one round trip per app.
 func (s *Store) SaveApps(ctx context.Context, writes []projections.AppWrite) ([]string, error) {
+	defer s.serialize()()
 	var inserts, replaces []projections.AppWrite
 	for _, w := range writes {
 		if w.App.ID == "" {

@@ -46,6 +46,7 @@ func (s *Store) Checkpoint(ctx context.Context, projection string, partition int
 // above pos the upsert fails with a duplicate key, which means there is
 // nothing to do: it returns nil and the checkpoint does not move backwards.
 func (s *Store) SaveCheckpoint(ctx context.Context, projection string, partition int, pos uint64) error {
+	defer s.serialize()()
 	id := checkpointID(projection, partition)
 	p, err := position(pos)
 	if err != nil {

@@ -30,6 +30,13 @@ type Config struct {
 	// rebuilt in shadow collections. Default "": the live collections.
 	// At most 32 characters of [A-Za-z0-9_-].
 	Suffix string
+	// Serialize makes the store's writes run one at a time. Set it against
+	// FerretDB: it applies an update as a read, then a write, outside a
+	// transaction, so two concurrent conditional updates of one document
+	// can both pass the position filter (MongoDB applies them atomically).
+	// Within a replica a document belongs to one partition's worker anyway;
+	// this also covers writers that share a store. Default false.
+	Serialize bool
 }
 
 // setDefaults fills in the zero fields.

@@ -56,6 +56,7 @@ func dailyID(appID, day string) string { return appID + ":" + day }
 // Groups of the same (app, day) are merged first, so one bulk never holds
 // two upserts of one counter. Groups without positions are ignored.
 func (s *Store) AddDailyLaunches(ctx context.Context, groups []projections.LaunchGroup) error {
+	defer s.serialize()()
 	writes, err := launchWrites(groups)
 	if err != nil {
 		return fmt.Errorf("mongo: daily launches: %w", err)

@@ -184,7 +184,7 @@ func TestAddDailyLaunchesAfterCrash(t *testing.T) {
 func TestAddDailyLaunchesConcurrentWriters(t *testing.T) {
 	e := startEnv(t)
 	ctx := ctx(t)
-	s, _ := e.store(t, evmongo.Config{})
+	s, _ := e.store(t, evmongo.Config{Serialize: true}) // FerretDB's updates are not atomic
 	const n, batches, writers = 10, 4, 4
 	var all [][]projections.LaunchGroup
 	for b := range batches {

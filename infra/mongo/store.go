@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -31,6 +32,17 @@ type Store struct {
 	apps        *mongo.Collection
 	dailyStats  *mongo.Collection
 	checkpoints *mongo.Collection
+	writeMu     sync.Mutex // held around each write when cfg.Serialize
+}
+
+// serialize holds the write lock when the store is configured to serialize
+// its writes; call the returned function to release it.
+func (s *Store) serialize() func() {
+	if !s.cfg.Serialize {
+		return func() {}
+	}
+	s.writeMu.Lock()
+	return s.writeMu.Unlock
 }
 
 var _ projections.DocStore = (*Store)(nil)

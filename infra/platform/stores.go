@@ -51,7 +51,7 @@ func newDocs(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Docs, error
 		return nil, fmt.Errorf("--mongo-uri: %w", err)
 	}
 	lc.Append(fx.StopHook(func(ctx context.Context) error { return client.Disconnect(ctx) }))
-	store, err := mongo.NewStore(db, mongo.Config{MaxBulk: maxBulk})
+	store, err := mongo.NewStore(db, mongo.Config{MaxBulk: maxBulk, Serialize: cfg.MongoURI == ""})
 	if err != nil {
 		return nil, err
 	}
