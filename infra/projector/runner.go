@@ -29,7 +29,8 @@ import (
 const (
 	DefaultMaxBatch   = 256
 	DefaultMinBackoff = 50 * time.Millisecond
-	DefaultMaxBackoff = 5 * time.Second
+	DefaultMaxBackoff   = 5 * time.Second
+	DefaultApplyTimeout = 30 * time.Second
 )
 
 // StartAfter returns the last position processed on a partition.
@@ -48,6 +49,10 @@ type Config struct {
 	MaxBatch int
 	// MinBackoff and MaxBackoff bound the pause between retries of a failed batch.
 	MinBackoff, MaxBackoff time.Duration
+	// ApplyTimeout bounds one attempt to apply a batch, so a store call
+	// that never returns becomes a logged, retried failure rather than a
+	// silently stalled partition; default [DefaultApplyTimeout].
+	ApplyTimeout time.Duration
 	// Registry decodes event data; default events.Domain().
 	Registry *events.Registry
 	// Logger; default slog.Default().
@@ -63,6 +68,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = DefaultApplyTimeout
 	}
 	if c.Registry == nil {
 		c.Registry = events.Domain()
@@ -295,7 +303,9 @@ func (r *Runner) decode(p int, msgs []*message.Message, last *uint64) []projecti
 func (r *Runner) apply(ctx context.Context, p int, batch []projections.Event, drain <-chan struct{}) bool {
 	backoff := r.cfg.MinBackoff
 	for attempt := 1; ; attempt++ {
-		err := r.proj.Apply(ctx, p, batch)
+		actx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
+		err := r.proj.Apply(actx, p, batch)
+		cancel()
 		if err == nil {
 			return true
 		}
