@@ -27,8 +27,8 @@ import (
 
 // Defaults of [Config].
 const (
-	DefaultMaxBatch   = 256
-	DefaultMinBackoff = 50 * time.Millisecond
+	DefaultMaxBatch     = 256
+	DefaultMinBackoff   = 50 * time.Millisecond
 	DefaultMaxBackoff   = 5 * time.Second
 	DefaultApplyTimeout = 30 * time.Second
 )
