@@ -201,7 +201,7 @@ func (c *cluster) status(p *proc) (platform.Status, error) {
 func (c *cluster) owners(timeout time.Duration) time.Duration {
 	c.t.Helper()
 	began := time.Now()
-	poll(c.t, timeout, 50*time.Millisecond, func() error {
+	testenv.WaitEvery(c.t, timeout, 50*time.Millisecond, func() error {
 		total := 0
 		for _, p := range c.live() {
 			st, err := c.status(p)
@@ -225,7 +225,7 @@ func (c *cluster) owners(timeout time.Duration) time.Duration {
 func (c *cluster) caughtUp(timeout time.Duration) platform.Status {
 	c.t.Helper()
 	var last platform.Status
-	poll(c.t, timeout, time.Second, func() error {
+	testenv.WaitEvery(c.t, timeout, time.Second, func() error {
 		st, err := c.status(c.live()[0])
 		if err != nil {
 			return err
@@ -288,21 +288,4 @@ func loggedAt(t *testing.T, p *proc, msg string) time.Time {
 	}
 	t.Fatalf("%s never logged %q:\n%s", p.id, msg, p.logs.String())
 	return time.Time{}
-}
-
-// poll is testenv.WaitFor at a given interval: status reads are not free,
-// and a test that polls them hard slows the replicas it measures.
-func poll(t *testing.T, timeout, every time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
-		}
-		time.Sleep(every)
-	}
 }

@@ -213,27 +213,24 @@ func env(flag, def string) string {
 }
 
 func (c *Config) envInt(flag string, def int) int {
-	s, ok := os.LookupEnv(EnvName(flag))
-	if !ok {
-		return def
-	}
-	v, err := strconv.Atoi(s)
-	if err != nil {
-		c.envErrs = append(c.envErrs, fmt.Errorf("%s (--%s): %q is not a whole number", EnvName(flag), flag, s))
-		return def
-	}
-	return v
+	return envParse(c, flag, def, strconv.Atoi, "a whole number")
 }
 
 func (c *Config) envDuration(flag string, def time.Duration) time.Duration {
+	return envParse(c, flag, def, time.ParseDuration, "a duration such as 2m")
+}
+
+// envParse reads flag's environment variable with parse; a value that does
+// not parse is recorded for Validate, naming the variable and the flag.
+func envParse[T any](c *Config, flag string, def T, parse func(string) (T, error), want string) T {
 	s, ok := os.LookupEnv(EnvName(flag))
 	if !ok {
 		return def
 	}
-	d, err := time.ParseDuration(s)
+	v, err := parse(s)
 	if err != nil {
-		c.envErrs = append(c.envErrs, fmt.Errorf("%s (--%s): %q is not a duration such as 2m", EnvName(flag), flag, s))
+		c.envErrs = append(c.envErrs, fmt.Errorf("%s (--%s): %q is not %s", EnvName(flag), flag, s, want))
 		return def
 	}
-	return d
+	return v
 }

@@ -156,9 +156,16 @@ func StartMongo(t testing.TB) *Mongo {
 	return &Mongo{Server: s, Dir: dir}
 }
 
-// WaitFor polls cond until it returns nil or timeout passes, then fails the
-// test with cond's last error.
+// WaitFor polls cond every 20ms until it returns nil or timeout passes,
+// then fails the test with cond's last error.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	WaitEvery(t, timeout, 20*time.Millisecond, cond)
+}
+
+// WaitEvery is WaitFor polling every interval, for conditions that are
+// costly to check.
+func WaitEvery(t testing.TB, timeout, every time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -169,7 +176,7 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("condition not met after %s: %v", timeout, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 
