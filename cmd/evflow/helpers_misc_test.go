@@ -1,5 +1,3 @@
-//go:build takeover
-
 package main
 
 import (

@@ -1,5 +1,3 @@
-//go:build takeover
-
 package main
 
 import (
@@ -87,14 +85,23 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
-// start runs a replica process and waits until it is ready; extra flags
-// come after (and so override) the defaults.
+// start runs a replica process on the shared NATS and waits until it is
+// ready; extra flags come after (and so override) the defaults.
 func (c *cluster) start(id string, extra ...string) *proc {
+	c.t.Helper()
+	p := c.spawn(id, append([]string{"--nats-url", c.nats.URL()}, extra...)...)
+	c.ready(p)
+	return p
+}
+
+// spawn runs a replica process without waiting for it: its own NATS flags
+// come in extra.
+func (c *cluster) spawn(id string, extra ...string) *proc {
 	c.t.Helper()
 	addr := freeAddr(c.t)
 	args := append([]string{"serve", "--replica-id", id, "--http-addr", addr,
-		"--nats-url", c.nats.URL(), "--redis-addr", c.redis.Addr, "--mongo-uri", c.mongo.URI(),
-		"--mongo-max-bulk", "30", "--partitions", "16", "--max-batch", "1000", "--lease-ttl", "3s"}, extra...)
+		"--redis-addr", c.redis.Addr, "--mongo-uri", c.mongo.URI(),
+		"--partitions", "16", "--max-batch", "1000", "--lease-ttl", "3s"}, extra...)
 	cmd := exec.Command(c.bin, args...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -104,6 +111,15 @@ func (c *cluster) start(id string, extra ...string) *proc {
 	go p.logs.copy(stderr)
 	go func() { p.done <- cmd.Wait() }()
 	c.t.Cleanup(func() { _ = cmd.Process.Kill() })
+	c.mu.Lock()
+	c.all = append(c.all, p)
+	c.mu.Unlock()
+	return p
+}
+
+// ready waits until p answers /readyz, then counts it as live.
+func (c *cluster) ready(p *proc) {
+	c.t.Helper()
 	testenv.WaitFor(c.t, 60*time.Second, func() error {
 		resp, err := http.Get(p.base + "/readyz")
 		if err != nil {
@@ -111,15 +127,13 @@ func (c *cluster) start(id string, extra ...string) *proc {
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s not ready: %s", id, resp.Status)
+			return fmt.Errorf("%s not ready: %s", p.id, resp.Status)
 		}
 		return nil
 	})
 	c.mu.Lock()
-	c.replicas[id] = p
-	c.all = append(c.all, p)
+	c.replicas[p.id] = p
 	c.mu.Unlock()
-	return p
 }
 
 // kill sends sig to a replica and forgets it; SIGKILL is kill -9.
@@ -149,6 +163,7 @@ func (c *cluster) live() []*proc {
 func (c *cluster) send(ctx context.Context, path string, body any) (int, []byte) {
 	c.t.Helper()
 	js, _ := json.Marshal(body)
+	began := time.Now()
 	for attempt := 0; ; attempt++ {
 		live := c.live()
 		p := live[attempt%len(live)]
@@ -164,7 +179,7 @@ func (c *cluster) send(ctx context.Context, path string, body any) (int, []byte)
 			}
 			err = fmt.Errorf("%s: %s", resp.Status, raw)
 		}
-		if ctx.Err() != nil || attempt > 20 {
+		if ctx.Err() != nil || time.Since(began) > time.Minute {
 			c.t.Errorf("POST %s never answered: %v", path, err)
 			return 0, nil
 		}
@@ -270,6 +285,39 @@ func appliedAtExit(t *testing.T, p *proc) map[string]uint64 {
 	return out
 }
 
+// lastLoggedAfter returns the time of the last log line containing msg
+// that any of procs wrote after since, and whether there was one.
+func lastLoggedAfter(t *testing.T, procs []*proc, msg string, since time.Time) (time.Time, bool) {
+	t.Helper()
+	var last time.Time
+	for _, p := range procs {
+		for _, line := range strings.Split(p.logs.String(), "\n") {
+			if !strings.Contains(line, msg) {
+				continue
+			}
+			if at := logTime(t, line); at.After(since) && at.After(last) {
+				last = at
+			}
+		}
+	}
+	return last, !last.IsZero()
+}
+
+// logTime is the time= field that starts a text log line (zero if none).
+func logTime(t *testing.T, line string) time.Time {
+	t.Helper()
+	f, _, _ := strings.Cut(line, " ")
+	v, ok := strings.CutPrefix(f, "time=")
+	if !ok {
+		return time.Time{}
+	}
+	at, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		t.Fatalf("log time %q: %v", v, err)
+	}
+	return at
+}
+
 // loggedAt returns the time of the first log line of p containing msg.
 func loggedAt(t *testing.T, p *proc, msg string) time.Time {
 	t.Helper()
@@ -277,12 +325,7 @@ func loggedAt(t *testing.T, p *proc, msg string) time.Time {
 		if !strings.Contains(line, msg) {
 			continue
 		}
-		f, _, _ := strings.Cut(line, " ")
-		if v, ok := strings.CutPrefix(f, "time="); ok {
-			at, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				t.Fatalf("log time %q: %v", v, err)
-			}
+		if at := logTime(t, line); !at.IsZero() {
 			return at
 		}
 	}

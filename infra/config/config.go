@@ -103,7 +103,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	str(&c.RedisAddr, "redis-addr", "Redis host:port; empty runs an embedded in-memory Redis")
 	num(&c.Partitions, "partitions", "partitions of the event stream (fixed once the stream exists)")
 	num(&c.MaxBatch, "max-batch", "most events a projection applies in one batch")
-	num(&c.MongoMaxBulk, "mongo-max-bulk", "most operations in one MongoDB bulk write (0: 30 on FerretDB, 500 otherwise)")
+	num(&c.MongoMaxBulk, "mongo-max-bulk", "most operations in one MongoDB bulk write (0: 16 on FerretDB, detected, 500 otherwise)")
 	fs.DurationVar(&c.Dedup, "dedup-window", c.envDuration("dedup-window", c.Dedup), "window in which a republished event id is dropped (env "+EnvName("dedup-window")+")")
 	str(&c.Replica, "replica-id", "unique id of this replica (default hostname-pid)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.envDuration("lease-ttl", c.LeaseTTL), "how long a silent replica keeps its partitions before others take them over (env "+EnvName("lease-ttl")+")")

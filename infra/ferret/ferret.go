@@ -17,11 +17,12 @@ import (
 )
 
 // MaxPoolSize is the client connection pool that [Server.URI] asks for.
-// FerretDB opens at most 100 SQLite connections per database, and each
-// update holds one (its query) while it waits for another (its write): more
-// than 50 concurrent updates can deadlock it. Each client, and so each
-// replica, sharing one FerretDB stays at 10, which keeps up to five
-// replicas safe.
+// FerretDB opens at most 100 SQLite connections per database; an update
+// holds one per operation of its bulk until the bulk ends, and one more
+// for its write, so concurrent bulk updates can deadlock it. Each client,
+// and so each replica, sharing one FerretDB stays at 10 connections, and
+// evflow serializes its writes on FerretDB with small bulks
+// (mongo.FerretConfig).
 const MaxPoolSize = 10
 
 // Server is a running embedded FerretDB.
@@ -47,9 +48,13 @@ func Start(dir string, logger *slog.Logger) (*Server, error) {
 	}
 	quiet := slog.New(levelFilter{h: logger.Handler(), min: slog.LevelError})
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
+		Listener: ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Handler:  "sqlite",
+		// WAL (FerretDB's default) with synchronous=normal: a commit is
+		// durable across a crash of the process, and the last ones may be
+		// lost with the machine's power, consistently with their
+		// checkpoints, to be applied again from the stream.
+		SQLiteURL: "file:" + abs + "/?_pragma=synchronous(normal)",
 		Logger:    quiet,
 	})
 	if err != nil {

@@ -13,10 +13,23 @@ import (
 	"github.com/evflow/evflow/projections"
 )
 
-// LoadApps implements [projections.DocStore] with one find on _id $in ids.
+// LoadApps implements [projections.DocStore] with one find on _id $in ids
+// (with [Config.KeyOnly], one find per id).
 func (s *Store) LoadApps(ctx context.Context, ids []string) (map[string]projections.App, error) {
 	out := make(map[string]projections.App, len(ids))
 	if len(ids) == 0 {
+		return out, nil
+	}
+	if s.cfg.KeyOnly {
+		for _, id := range ids {
+			a, ok, err := s.App(ctx, id)
+			if err != nil {
+				return nil, fmt.Errorf("mongo: load %d apps: %w", len(ids), err)
+			}
+			if ok {
+				out[id] = a
+			}
+		}
 		return out, nil
 	}
 	cur, err := s.apps.Find(ctx, bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}})
@@ -118,11 +131,33 @@ func (s *Store) insertApps(ctx context.Context, ws []projections.AppWrite, lost 
 }
 
 // replaceApps replaces the apps still at their Prev position in one bulk,
-// and reads back to find the lost ones when not all matched.
+// and reads back to find the lost ones when not all matched. With
+// [Config.KeyOnly] it reads the stored positions first and replaces, by _id
+// alone, only the apps still at Prev.
 func (s *Store) replaceApps(ctx context.Context, ws []projections.AppWrite, lost map[string]bool) error {
+	if s.cfg.KeyOnly {
+		stored, err := s.positions(ctx, s.apps, appIDs(ws))
+		if err != nil {
+			return fmt.Errorf("mongo: replace %d apps: %w", len(ws), err)
+		}
+		var current []projections.AppWrite
+		for _, w := range ws {
+			if pos, ok := stored[w.App.ID]; ok && pos == w.Prev {
+				current = append(current, w)
+			} else {
+				lost[w.App.ID] = true
+			}
+		}
+		if ws = current; len(ws) == 0 {
+			return nil
+		}
+	}
 	models := make([]mongo.WriteModel, len(ws))
 	for i, w := range ws {
-		filter := bson.D{{Key: fieldID, Value: w.App.ID}, {Key: fieldPos, Value: w.Prev}}
+		filter := bson.D{{Key: fieldID, Value: w.App.ID}}
+		if !s.cfg.KeyOnly {
+			filter = append(filter, bson.E{Key: fieldPos, Value: w.Prev})
+		}
 		models[i] = mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(w.App)
 	}
 	res, err := s.apps.BulkWrite(ctx, models, unordered())
@@ -134,11 +169,7 @@ func (s *Store) replaceApps(ctx context.Context, ws []projections.AppWrite, lost
 	if res.MatchedCount == int64(len(ws)) {
 		return nil
 	}
-	ids := make([]string, len(ws))
-	for i, w := range ws {
-		ids[i] = w.App.ID
-	}
-	stored, err := readPositions(ctx, s.apps, ids)
+	stored, err := s.positions(ctx, s.apps, appIDs(ws))
 	if err != nil {
 		return fmt.Errorf("mongo: replace %d apps: read back: %w", len(ws), err)
 	}
@@ -150,23 +181,47 @@ func (s *Store) replaceApps(ctx context.Context, ws []projections.AppWrite, lost
 	return nil
 }
 
-// readPositions returns the pos field of the documents of coll among ids,
-// in one find; missing documents are absent.
-func readPositions(ctx context.Context, coll *mongo.Collection, ids []string) (map[string]int64, error) {
-	filter := bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}}
-	proj := options.Find().SetProjection(bson.D{{Key: fieldPos, Value: 1}})
-	cur, err := coll.Find(ctx, filter, proj)
-	if err != nil {
-		return nil, err
+func appIDs(ws []projections.AppWrite) []string {
+	ids := make([]string, len(ws))
+	for i, w := range ws {
+		ids[i] = w.App.ID
 	}
-	var docs []struct { // tags: fieldID, fieldPos
+	return ids
+}
+
+// positions returns the pos field of the documents of coll among ids, in
+// one find on _id $in ids (with [Config.KeyOnly], one find per id);
+// missing documents are absent.
+func (s *Store) positions(ctx context.Context, coll *mongo.Collection, ids []string) (map[string]int64, error) {
+	type doc struct { // tags: fieldID, fieldPos
 		ID  string `bson:"_id"`
 		Pos int64  `bson:"pos"`
 	}
+	out := make(map[string]int64, len(ids))
+	if s.cfg.KeyOnly {
+		opts := options.FindOne().SetProjection(bson.D{{Key: fieldPos, Value: 1}})
+		for _, id := range ids {
+			var d doc
+			err := coll.FindOne(ctx, bson.D{{Key: fieldID, Value: id}}, opts).Decode(&d)
+			switch {
+			case errors.Is(err, mongo.ErrNoDocuments):
+			case err != nil:
+				return nil, err
+			default:
+				out[d.ID] = d.Pos
+			}
+		}
+		return out, nil
+	}
+	filter := bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}}
+	cur, err := coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: fieldPos, Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	var docs []doc
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, err
 	}
-	out := make(map[string]int64, len(docs))
 	for _, d := range docs {
 		out[d.ID] = d.Pos
 	}

@@ -46,10 +46,12 @@ func fullApp() projections.App {
 	}
 }
 
-func TestSaveAppsInsert(t *testing.T) {
+func TestSaveAppsInsert(t *testing.T) { eachMode(t, testSaveAppsInsert) }
+
+func testSaveAppsInsert(t *testing.T, mode evmongo.Config) {
 	e := startEnv(t)
 	ctx := ctx(t)
-	s, _ := e.store(t, evmongo.Config{})
+	s, _ := e.store(t, inMode(mode, evmongo.Config{}))
 	a, b := newApp("a", 1), newApp("b", 2)
 	lost, err := s.SaveApps(ctx, appWrites(0, a, b))
 	if err != nil || len(lost) != 0 {
@@ -65,10 +67,12 @@ func TestSaveAppsInsert(t *testing.T) {
 	}
 }
 
-func TestSaveAppsSecondInsertIsLost(t *testing.T) {
+func TestSaveAppsSecondInsertIsLost(t *testing.T) { eachMode(t, testSaveAppsSecondInsertIsLost) }
+
+func testSaveAppsSecondInsertIsLost(t *testing.T, mode evmongo.Config) {
 	e := startEnv(t)
 	ctx := ctx(t)
-	s, _ := e.store(t, evmongo.Config{})
+	s, _ := e.store(t, inMode(mode, evmongo.Config{}))
 	first := newApp("a", 1)
 	if lost, err := s.SaveApps(ctx, appWrites(0, first)); err != nil || len(lost) != 0 {
 		t.Fatalf("first SaveApps = %v, %v", lost, err)
@@ -91,7 +95,9 @@ func TestSaveAppsSecondInsertIsLost(t *testing.T) {
 	}
 }
 
-func TestSaveAppsReplace(t *testing.T) {
+func TestSaveAppsReplace(t *testing.T) { eachMode(t, testSaveAppsReplace) }
+
+func testSaveAppsReplace(t *testing.T, mode evmongo.Config) {
 	tests := []struct {
 		name     string
 		prev     int64
@@ -105,7 +111,7 @@ func TestSaveAppsReplace(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := ctx(t)
-			s, _ := e.store(t, evmongo.Config{})
+			s, _ := e.store(t, inMode(mode, evmongo.Config{}))
 			stored := newApp("a", 5)
 			if _, err := s.SaveApps(ctx, appWrites(0, stored)); err != nil {
 				t.Fatalf("seed: %v", err)
@@ -134,11 +140,13 @@ func TestSaveAppsReplace(t *testing.T) {
 
 // TestSaveAppsMixedBulks saves more inserts and replaces than one bulk
 // holds, some of each losing, and checks the lost ids and the stored state.
-func TestSaveAppsMixedBulks(t *testing.T) {
+func TestSaveAppsMixedBulks(t *testing.T) { eachMode(t, testSaveAppsMixedBulks) }
+
+func testSaveAppsMixedBulks(t *testing.T, mode evmongo.Config) {
 	e := startEnv(t)
 	ctx := ctx(t)
-	s, _ := e.store(t, evmongo.Config{})
-	const n = 70 // more than two bulks of FerretMaxBulk
+	s, _ := e.store(t, inMode(mode, evmongo.Config{}))
+	const n = 70 // several bulks of FerretMaxBulk
 	var seed []projections.App
 	for i := range n {
 		seed = append(seed, newApp(appID(i), 10))
@@ -189,10 +197,12 @@ func TestSaveAppsMixedBulks(t *testing.T) {
 	}
 }
 
-func TestLoadAppsRoundTrip(t *testing.T) {
+func TestLoadAppsRoundTrip(t *testing.T) { eachMode(t, testLoadAppsRoundTrip) }
+
+func testLoadAppsRoundTrip(t *testing.T, mode evmongo.Config) {
 	e := startEnv(t)
 	ctx := ctx(t)
-	s, _ := e.store(t, evmongo.Config{})
+	s, _ := e.store(t, inMode(mode, evmongo.Config{}))
 	a := fullApp()
 	if lost, err := s.SaveApps(ctx, appWrites(0, a)); err != nil || len(lost) != 0 {
 		t.Fatalf("SaveApps = %v, %v", lost, err)
@@ -217,10 +227,12 @@ func TestLoadAppsRoundTrip(t *testing.T) {
 
 // TestAppTimesKeepMilliseconds documents a BSON limit: dates hold
 // milliseconds, so finer parts of a time are dropped on the way through.
-func TestAppTimesKeepMilliseconds(t *testing.T) {
+func TestAppTimesKeepMilliseconds(t *testing.T) { eachMode(t, testAppTimesKeepMilliseconds) }
+
+func testAppTimesKeepMilliseconds(t *testing.T, mode evmongo.Config) {
 	e := startEnv(t)
 	ctx := ctx(t)
-	s, _ := e.store(t, evmongo.Config{})
+	s, _ := e.store(t, inMode(mode, evmongo.Config{}))
 	a := newApp("a", 1)
 	a.CreatedAt = time.Date(2026, 3, 1, 10, 0, 0, 123_456_789, time.FixedZone("CET", 3600))
 	if _, err := s.SaveApps(ctx, appWrites(0, a)); err != nil {

@@ -45,6 +45,8 @@ func (s *Store) Checkpoint(ctx context.Context, projection string, partition int
 // filtered on a stored pos below pos. If the checkpoint is already at or
 // above pos the upsert fails with a duplicate key, which means there is
 // nothing to do: it returns nil and the checkpoint does not move backwards.
+// With [Config.KeyOnly] it reads the checkpoint first and upserts by _id
+// alone when pos is above it.
 func (s *Store) SaveCheckpoint(ctx context.Context, projection string, partition int, pos uint64) error {
 	defer s.serialize()()
 	id := checkpointID(projection, partition)
@@ -52,7 +54,18 @@ func (s *Store) SaveCheckpoint(ctx context.Context, projection string, partition
 	if err != nil {
 		return fmt.Errorf("mongo: save checkpoint %s: %w", id, err)
 	}
-	filter := bson.D{{Key: fieldID, Value: id}, {Key: fieldPos, Value: bson.D{{Key: "$lt", Value: p}}}}
+	filter := bson.D{{Key: fieldID, Value: id}}
+	if s.cfg.KeyOnly {
+		stored, err := s.Checkpoint(ctx, projection, partition)
+		if err != nil {
+			return err
+		}
+		if stored >= pos {
+			return nil
+		}
+	} else {
+		filter = append(filter, bson.E{Key: fieldPos, Value: bson.D{{Key: "$lt", Value: p}}})
+	}
 	update := bson.D{{Key: "$set", Value: bson.D{
 		{Key: fieldPos, Value: p},
 		{Key: fieldProjection, Value: projection},

@@ -6,10 +6,12 @@ import (
 	evmongo "github.com/evflow/evflow/infra/mongo"
 )
 
-func TestCheckpointMonotonic(t *testing.T) {
+func TestCheckpointMonotonic(t *testing.T) { eachMode(t, testCheckpointMonotonic) }
+
+func testCheckpointMonotonic(t *testing.T, mode evmongo.Config) {
 	e := startEnv(t)
 	ctx := ctx(t)
-	s, _ := e.store(t, evmongo.Config{})
+	s, _ := e.store(t, inMode(mode, evmongo.Config{}))
 	check := func(projection string, partition int, want uint64) {
 		t.Helper()
 		if got, err := s.Checkpoint(ctx, projection, partition); err != nil || got != want {
@@ -39,8 +41,12 @@ func TestCheckpointMonotonic(t *testing.T) {
 }
 
 func TestSaveCheckpointRejectsHugePosition(t *testing.T) {
+	eachMode(t, testSaveCheckpointRejectsHugePosition)
+}
+
+func testSaveCheckpointRejectsHugePosition(t *testing.T, mode evmongo.Config) {
 	e := startEnv(t)
-	s, _ := e.store(t, evmongo.Config{})
+	s, _ := e.store(t, inMode(mode, evmongo.Config{}))
 	if err := s.SaveCheckpoint(ctx(t), "mongo", 0, 1<<63); err == nil {
 		t.Error("SaveCheckpoint(1<<63) succeeded; a BSON int64 cannot hold it")
 	}

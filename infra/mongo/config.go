@@ -11,8 +11,10 @@ const (
 	// DefaultMaxBulk is the bulk size cap for a real MongoDB.
 	DefaultMaxBulk = 500
 	// FerretMaxBulk is the bulk size cap to use against FerretDB, which
-	// stalls on large bulk updates (DESIGN.md, "Test stand").
-	FerretMaxBulk = 30
+	// stalls on large bulk updates (DESIGN.md, "Test stand") and holds a
+	// connection of its 100-connection SQLite pool per operation of a
+	// bulk update (see [FerretConfig]).
+	FerretMaxBulk = 16
 )
 
 // suffixPattern is what a collection name suffix may look like.
@@ -37,6 +39,14 @@ type Config struct {
 	// Within a replica a document belongs to one partition's worker anyway;
 	// this also covers writers that share a store. Default false.
 	Serialize bool
+	// KeyOnly filters every read and write on _id alone, for FerretDB,
+	// which uses its primary key for such a filter only and scans the
+	// whole collection for any other. A write's position condition is then
+	// checked against the document read just before it, which is exact
+	// only while the store's writes are serialized: KeyOnly requires
+	// Serialize. Without it the condition is in the write's filter, atomic
+	// on MongoDB. Default false.
+	KeyOnly bool
 }
 
 // setDefaults fills in the zero fields.
@@ -54,6 +64,9 @@ func (c Config) Validate() error {
 	}
 	if !suffixPattern.MatchString(c.Suffix) {
 		errs = append(errs, fmt.Errorf("mongo config: Suffix %q: must be at most 32 characters of [A-Za-z0-9_-]", c.Suffix))
+	}
+	if c.KeyOnly && !c.Serialize {
+		errs = append(errs, errors.New("mongo config: KeyOnly requires Serialize (its position checks are a read, then a write)"))
 	}
 	return errors.Join(errs...)
 }

@@ -20,6 +20,10 @@ const (
 	// DefaultServerSelectionTimeout bounds waiting for a suitable server,
 	// for example a primary during an election.
 	DefaultServerSelectionTimeout = 15 * time.Second
+	// DefaultOperationTimeout bounds every operation whose context has no
+	// earlier deadline (the URI's timeoutMS overrides it), so a store that
+	// stops answering turns into errors, not a silent stall.
+	DefaultOperationTimeout = 30 * time.Second
 )
 
 // Connect connects to the deployment at uri, checks that its primary
@@ -36,6 +40,7 @@ func Connect(ctx context.Context, uri, db string, extra ...*options.ClientOption
 	base := options.Client().
 		SetConnectTimeout(DefaultConnectTimeout).
 		SetServerSelectionTimeout(DefaultServerSelectionTimeout).
+		SetTimeout(DefaultOperationTimeout).
 		SetWriteConcern(writeconcern.Majority()).
 		ApplyURI(uri)
 	client, err := mongo.Connect(append([]*options.ClientOptions{base}, extra...)...)

@@ -84,7 +84,15 @@ func (s *Store) DailyLaunches(ctx context.Context, appID, day string) (int64, er
 }
 
 // addLaunches writes one bulk of counters until every group is counted.
+// With [Config.KeyOnly] it reads the stored positions first and writes
+// what they have not counted, by _id alone.
 func (s *Store) addLaunches(ctx context.Context, pending []launchWrite) error {
+	if s.cfg.KeyOnly {
+		var err error
+		if pending, err = s.uncounted(ctx, pending); err != nil || len(pending) == 0 {
+			return err
+		}
+	}
 	for round := 1; ; round++ {
 		conflict, err := s.writeLaunches(ctx, pending)
 		if err != nil || !conflict {
@@ -108,7 +116,7 @@ func (s *Store) addLaunches(ctx context.Context, pending []launchWrite) error {
 func (s *Store) writeLaunches(ctx context.Context, ws []launchWrite) (conflict bool, err error) {
 	models := make([]mongo.WriteModel, len(ws))
 	for i := range ws {
-		models[i] = ws[i].model()
+		models[i] = ws[i].model(s.cfg.KeyOnly)
 	}
 	_, err = s.dailyStats.BulkWrite(ctx, models, unordered())
 	if err == nil {
@@ -127,7 +135,7 @@ func (s *Store) uncounted(ctx context.Context, ws []launchWrite) ([]launchWrite,
 	for i, w := range ws {
 		ids[i] = w.id
 	}
-	stored, err := readPositions(ctx, s.dailyStats, ids)
+	stored, err := s.positions(ctx, s.dailyStats, ids)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: daily launches: read back %d counters: %w", len(ids), err)
 	}
@@ -190,12 +198,13 @@ func (w launchWrite) above(stored int64) launchWrite {
 	return w
 }
 
-// model is the conditional upsert that counts w's positions.
-func (w launchWrite) model() mongo.WriteModel {
+// model is the conditional upsert that counts w's positions; keyOnly
+// leaves the condition out of the filter (the caller checked it).
+func (w launchWrite) model(keyOnly bool) mongo.WriteModel {
 	last := w.positions[len(w.positions)-1]
-	filter := bson.D{
-		{Key: fieldID, Value: w.id},
-		{Key: fieldPos, Value: bson.D{{Key: "$lt", Value: w.positions[0]}}},
+	filter := bson.D{{Key: fieldID, Value: w.id}}
+	if !keyOnly {
+		filter = append(filter, bson.E{Key: fieldPos, Value: bson.D{{Key: "$lt", Value: w.positions[0]}}})
 	}
 	update := bson.D{
 		{Key: "$inc", Value: bson.D{{Key: fieldLaunches, Value: int64(len(w.positions))}}},

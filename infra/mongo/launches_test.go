@@ -30,7 +30,9 @@ func span(from, to uint64) []uint64 {
 	return ps
 }
 
-func TestAddDailyLaunches(t *testing.T) {
+func TestAddDailyLaunches(t *testing.T) { eachMode(t, testAddDailyLaunches) }
+
+func testAddDailyLaunches(t *testing.T, mode evmongo.Config) {
 	const day = "2026-03-01"
 	tests := []struct {
 		name    string
@@ -73,7 +75,7 @@ func TestAddDailyLaunches(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := ctx(t)
-			s, db := e.store(t, evmongo.Config{})
+			s, db := e.store(t, inMode(mode, evmongo.Config{}))
 			for i, b := range tt.batches {
 				if err := s.AddDailyLaunches(ctx, b); err != nil {
 					t.Fatalf("batch %d: AddDailyLaunches: %v", i, err)
@@ -95,9 +97,11 @@ func TestAddDailyLaunches(t *testing.T) {
 	}
 }
 
-func TestDailyLaunchesMissing(t *testing.T) {
+func TestDailyLaunchesMissing(t *testing.T) { eachMode(t, testDailyLaunchesMissing) }
+
+func testDailyLaunchesMissing(t *testing.T, mode evmongo.Config) {
 	e := startEnv(t)
-	s, _ := e.store(t, evmongo.Config{})
+	s, _ := e.store(t, inMode(mode, evmongo.Config{}))
 	if got, err := s.DailyLaunches(ctx(t), "nobody", "2026-03-01"); err != nil || got != 0 {
 		t.Errorf("DailyLaunches(missing) = %d, %v; want 0", got, err)
 	}
@@ -125,10 +129,12 @@ func checkMany(t *testing.T, s *evmongo.Store, n int) {
 	}
 }
 
-func TestAddDailyLaunchesSplitsBulks(t *testing.T) {
+func TestAddDailyLaunchesSplitsBulks(t *testing.T) { eachMode(t, testAddDailyLaunchesSplitsBulks) }
+
+func testAddDailyLaunchesSplitsBulks(t *testing.T, mode evmongo.Config) {
 	e := startEnv(t)
 	ctx := ctx(t)
-	s, _ := e.store(t, evmongo.Config{MaxBulk: 20})
+	s, _ := e.store(t, inMode(mode, evmongo.Config{MaxBulk: 20}))
 	const n = 75 // four bulks of at most 20
 	groups := manyGroups(n, 1)
 	e.counter.Reset()
@@ -151,10 +157,12 @@ func TestAddDailyLaunchesSplitsBulks(t *testing.T) {
 // a replica that died mid-batch would, then the whole batch: every
 // counter must hold each launch once. The already-applied groups sit at
 // the start, in the middle and at the end of the bulks.
-func TestAddDailyLaunchesAfterCrash(t *testing.T) {
+func TestAddDailyLaunchesAfterCrash(t *testing.T) { eachMode(t, testAddDailyLaunchesAfterCrash) }
+
+func testAddDailyLaunchesAfterCrash(t *testing.T, mode evmongo.Config) {
 	e := startEnv(t)
 	ctx := ctx(t)
-	s, _ := e.store(t, evmongo.Config{})
+	s, _ := e.store(t, inMode(mode, evmongo.Config{}))
 	const n = 64
 	groups := manyGroups(n, 1)
 	var applied []projections.LaunchGroup
@@ -182,9 +190,13 @@ func TestAddDailyLaunchesAfterCrash(t *testing.T) {
 // ordered batches at once, as an old and a new lease holder of a
 // partition might: each launch is still counted once.
 func TestAddDailyLaunchesConcurrentWriters(t *testing.T) {
+	eachMode(t, testAddDailyLaunchesConcurrentWriters)
+}
+
+func testAddDailyLaunchesConcurrentWriters(t *testing.T, mode evmongo.Config) {
 	e := startEnv(t)
 	ctx := ctx(t)
-	s, _ := e.store(t, evmongo.Config{Serialize: true}) // FerretDB's updates are not atomic
+	s, _ := e.store(t, inMode(mode, evmongo.Config{Serialize: true})) // FerretDB's updates are not atomic
 	const n, batches, writers = 10, 4, 4
 	var all [][]projections.LaunchGroup
 	for b := range batches {

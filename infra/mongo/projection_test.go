@@ -96,7 +96,9 @@ func foldApps(batch []projections.Event) map[string]projections.App {
 // TestMongoProjectionIdempotent applies a batch through the MongoDB
 // projection once, twice, after a crash mid-batch and in pieces, and
 // checks every store ends up as a single in-memory application says.
-func TestMongoProjectionIdempotent(t *testing.T) {
+func TestMongoProjectionIdempotent(t *testing.T) { eachMode(t, testMongoProjectionIdempotent) }
+
+func testMongoProjectionIdempotent(t *testing.T, mode evmongo.Config) {
 	batch := referenceBatch(t)
 	last := batch[len(batch)-1].Position
 	tests := []struct {
@@ -113,7 +115,7 @@ func TestMongoProjectionIdempotent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := ctx(t)
-			s, _ := e.store(t, evmongo.Config{MaxBulk: 2}) // several bulks even here
+			s, _ := e.store(t, inMode(mode, evmongo.Config{MaxBulk: 2})) // several bulks even here
 			p := mongoPair{projections.NewApps(s), projections.NewDailyStats(s)}
 			for i, b := range tt.batches {
 				if err := p.Apply(ctx, 0, b); err != nil {

@@ -104,11 +104,13 @@ func TestNewStoreDefaultsAndValidation(t *testing.T) {
 	}
 }
 
-func TestSuffixSeparatesCollections(t *testing.T) {
+func TestSuffixSeparatesCollections(t *testing.T) { eachMode(t, testSuffixSeparatesCollections) }
+
+func testSuffixSeparatesCollections(t *testing.T, mode evmongo.Config) {
 	e := startEnv(t)
 	ctx := ctx(t)
-	live, db := e.store(t, evmongo.Config{})
-	shadow, err := evmongo.NewStore(db, evmongo.Config{MaxBulk: evmongo.FerretMaxBulk, Suffix: "_g2"})
+	live, db := e.store(t, inMode(mode, evmongo.Config{}))
+	shadow, err := evmongo.NewStore(db, inMode(mode, evmongo.Config{MaxBulk: evmongo.FerretMaxBulk, Suffix: "_g2"}))
 	if err != nil {
 		t.Fatalf("NewStore(shadow): %v", err)
 	}
@@ -139,4 +141,19 @@ func TestSuffixSeparatesCollections(t *testing.T) {
 			t.Errorf("collection %s not created; have %v", n, names)
 		}
 	}
+}
+
+// eachMode runs f once per way a store checks positions: in each write's
+// filter (what runs on MongoDB), and read-then-write on _id alone (what
+// runs on FerretDB, see evmongo.Config.KeyOnly).
+func eachMode(t *testing.T, f func(t *testing.T, mode evmongo.Config)) {
+	t.Run("conditional", func(t *testing.T) { f(t, evmongo.Config{}) })
+	t.Run("key-only", func(t *testing.T) { f(t, evmongo.Config{Serialize: true, KeyOnly: true}) })
+}
+
+// inMode is cfg checking positions the way mode does.
+func inMode(mode, cfg evmongo.Config) evmongo.Config {
+	cfg.Serialize = cfg.Serialize || mode.Serialize
+	cfg.KeyOnly = mode.KeyOnly
+	return cfg
 }

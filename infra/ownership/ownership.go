@@ -16,7 +16,8 @@
 // partition it should own when its lease key p.<n> is absent, deleted, or not
 // renewed for TTL, by compare-and-set on the revision it saw; it renews its
 // leases every TTL/3 by compare-and-set, and revokes a partition locally the
-// moment a renewal fails. A replica that should no longer own a partition (a
+// moment a renewal finds another owner, or once it could not renew for 2/3
+// of TTL (the bucket unreachable), before anyone else may take it. A replica that should no longer own a partition (a
 // replica joined) drains it and deletes the lease, which the new owner sees at
 // once. So a replica that is killed loses its partitions within about TTL plus
 // one tick; one that is stopped hands them over within a tick.
@@ -156,8 +157,11 @@ type Coordinator struct {
 	members map[string]entry // replica id → heartbeat
 	leases  map[int]entry    // partition → owner
 	owned   map[int]uint64   // partition → our lease revision
-	renewed time.Time
-	beat    time.Time
+	// renewedAt is when the last successful renewal (or the acquisition)
+	// of each owned lease was sent.
+	renewedAt map[int]time.Time
+	renewed   time.Time
+	beat      time.Time
 }
 
 // New creates (or opens) the lease bucket and returns a coordinator that
@@ -167,7 +171,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, assign Assigne
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := openBucket(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,
 		Description: "evflow partition leases and replica heartbeats",
 		History:     1,
@@ -181,8 +185,29 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, assign Assigne
 	return &Coordinator{
 		cfg: cfg, kv: kv, assign: assign, log: cfg.Logger.With("replica", cfg.Replica),
 		wake:    make(chan struct{}, 1),
-		members: map[string]entry{}, leases: map[int]entry{}, owned: map[int]uint64{},
+		members: map[string]entry{}, leases: map[int]entry{}, owned: map[int]uint64{}, renewedAt: map[int]time.Time{},
 	}, nil
+}
+
+// openBucket creates or opens the bucket, retrying until ctx ends: a
+// cluster that is still forming may not answer, or may answer that the
+// replicas another node asked for at the same moment are being placed.
+func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		kv, err := js.CreateOrUpdateKeyValue(actx, cfg)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return kv, err
+		}
+		t := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+	}
 }
 
 // Replica is this replica's id.

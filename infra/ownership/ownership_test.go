@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,4 +180,65 @@ func TestSilentReplicaLosesItsPartitionsAfterTheTTL(t *testing.T) {
 		t.Fatalf("survivors counted %d takeovers, want %d", got, len(orphans))
 	}
 	t.Logf("takeover after a silent death: %s (TTL %s)", took, ttl)
+}
+
+// countingConsumer counts revocations.
+type countingConsumer struct {
+	*consumer
+	revokes atomic.Int64
+}
+
+func (c *countingConsumer) Revoke(p int) { c.revokes.Add(1); c.consumer.Revoke(p) }
+
+// A bucket outage shorter than the lease's margin (NATS restarting) does
+// not make a replica give up its partitions: a failed renewal is retried,
+// and only a lease another replica holds, or one not renewed for 2/3 of
+// TTL, is revoked.
+func TestBriefBucketOutageKeepsLeases(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	// Without a reconnect buffer a request fails at once while the server is
+	// down, as one does when a clustered stream has no leader.
+	nc, err := nats.Connect(srv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	l := &ledger{t: t, owner: map[int]string{}}
+	cons := &countingConsumer{consumer: &consumer{l: l, id: "a"}}
+	const longTTL = 3 * time.Second
+	coord, err := ownership.New(testenv.Context(t), js, ownership.Config{Replica: "a", Partitions: partitions, TTL: longTTL}, cons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = coord.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testenv.WaitFor(t, 5*time.Second, func() error {
+		if n := len(cons.list()); n != partitions {
+			return fmt.Errorf("owns %d of %d partitions", n, partitions)
+		}
+		return nil
+	})
+	began := time.Now()
+	srv = testenv.RestartNATSAfter(t, srv, longTTL/3+200*time.Millisecond) // a renewal falls in it
+	testenv.WaitFor(t, 5*time.Second, func() error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("not reconnected")
+		}
+		return nil
+	})
+	outage := time.Since(began)
+	time.Sleep(longTTL) // a renewal round or more after the outage
+	if limit := 2*longTTL/3 - 200*time.Millisecond; outage > limit {
+		t.Fatalf("the outage lasted %s, longer than this test assumes (under %s)", outage, limit)
+	}
+	if n := cons.revokes.Load(); n != 0 {
+		t.Errorf("%d partitions revoked over a %s outage, want none", n, outage)
+	}
+	if n := len(cons.list()); n != partitions {
+		t.Errorf("owns %d of %d partitions after the outage", n, partitions)
+	}
+	t.Logf("bucket outage of %s; revocations: %d", outage, cons.revokes.Load())
 }

@@ -31,46 +31,74 @@ func (c *Coordinator) heartbeat(ctx context.Context, now time.Time) {
 	if now.Sub(c.beat) < c.cfg.TTL/3 {
 		return
 	}
-	if _, err := c.kv.PutString(ctx, "member."+c.cfg.Replica, now.UTC().Format(time.RFC3339Nano)); err != nil {
+	octx, cancel := c.opContext(ctx)
+	defer cancel()
+	if _, err := c.kv.PutString(octx, "member."+c.cfg.Replica, now.UTC().Format(time.RFC3339Nano)); err != nil {
 		c.log.Warn("heartbeat failed", "err", err)
 		return
 	}
 	c.beat = now
 }
 
-// renew extends every lease held; a lease that cannot be renewed is lost
-// and its partition revoked at once.
+// renew extends every lease held, all at once. A lease is lost when
+// another replica holds it (its revision moved on), or when it has not
+// been renewed for 2/3 of TTL (the bucket is unreachable): others may
+// take it once TTL has passed, so its partition is revoked before then.
+// Until then a failed renewal is retried at the next round.
 func (c *Coordinator) renew(ctx context.Context, now time.Time) {
 	c.mu.Lock()
 	if now.Sub(c.renewed) < c.cfg.TTL/3 {
 		c.mu.Unlock()
 		return
 	}
+	c.renewed = now
 	held := make(map[int]uint64, len(c.owned))
 	for p, rev := range c.owned {
 		held[p] = rev
 	}
 	c.mu.Unlock()
+	type result struct {
+		p   int
+		rev uint64
+		err error
+	}
+	results := make(chan result, len(held))
 	for p, rev := range held {
-		next, err := c.kv.Update(ctx, leaseKey(p), []byte(c.cfg.Replica), rev)
-		if err == nil {
-			c.mu.Lock()
-			c.owned[p] = next
-			c.mu.Unlock()
+		go func() {
+			octx, cancel := c.opContext(ctx)
+			defer cancel()
+			next, err := c.kv.Update(octx, leaseKey(p), []byte(c.cfg.Replica), rev)
+			results <- result{p, next, err}
+		}()
+	}
+	for range held {
+		r := <-results
+		c.mu.Lock()
+		if _, still := c.owned[r.p]; still && r.err == nil {
+			c.owned[r.p], c.renewedAt[r.p] = r.rev, now
+		}
+		age := now.Sub(c.renewedAt[r.p])
+		c.mu.Unlock()
+		if r.err == nil || ctx.Err() != nil {
 			continue
 		}
-		if ctx.Err() != nil {
-			return
+		if !errors.Is(r.err, jetstream.ErrKeyExists) && age < 2*c.cfg.TTL/3 {
+			c.log.Warn("lease not renewed, retrying", "partition", r.p, "err", r.err)
+			continue
 		}
-		c.log.Warn("lease lost, revoking partition", "partition", p, "err", err)
+		c.log.Warn("lease lost, revoking partition", "partition", r.p, "err", r.err)
 		c.mu.Lock()
-		delete(c.owned, p)
+		delete(c.owned, r.p)
+		delete(c.renewedAt, r.p)
 		c.mu.Unlock()
-		c.assign.Revoke(p)
+		c.assign.Revoke(r.p)
 	}
-	c.mu.Lock()
-	c.renewed = now
-	c.mu.Unlock()
+}
+
+// opContext bounds one bucket operation to a third of TTL, so an
+// unreachable bucket cannot hold a step up past the leases' deadlines.
+func (c *Coordinator) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cfg.TTL/3)
 }
 
 // claim is a partition to take, with the lease seen when deciding to (the
@@ -171,17 +199,20 @@ func (c *Coordinator) acquire(ctx context.Context, t claim) {
 		rev uint64
 		err error
 	)
+	sent := time.Now()
+	octx, cancel := c.opContext(ctx)
+	defer cancel()
 	if t.lease.rev > 0 {
-		rev, err = c.kv.Update(ctx, leaseKey(t.p), []byte(c.cfg.Replica), t.lease.rev)
+		rev, err = c.kv.Update(octx, leaseKey(t.p), []byte(c.cfg.Replica), t.lease.rev)
 	} else {
-		rev, err = c.kv.Create(ctx, leaseKey(t.p), []byte(c.cfg.Replica))
+		rev, err = c.kv.Create(octx, leaseKey(t.p), []byte(c.cfg.Replica))
 	}
 	if err != nil {
 		c.log.Debug("partition not taken", "partition", t.p, "err", err)
 		return
 	}
 	c.mu.Lock()
-	c.owned[t.p] = rev
+	c.owned[t.p], c.renewedAt[t.p] = rev, sent
 	c.leases[t.p] = entry{value: c.cfg.Replica, rev: rev, seen: time.Now()}
 	c.mu.Unlock()
 	prev := t.lease.value
@@ -211,8 +242,11 @@ func (c *Coordinator) dropLease(ctx context.Context, p int) {
 	c.mu.Lock()
 	rev := c.owned[p]
 	delete(c.owned, p)
+	delete(c.renewedAt, p)
 	c.mu.Unlock()
-	err := c.kv.Delete(ctx, leaseKey(p), jetstream.LastRevision(rev))
+	octx, cancel := c.opContext(ctx)
+	defer cancel()
+	err := c.kv.Delete(octx, leaseKey(p), jetstream.LastRevision(rev))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists):
 		// The revision moved on: the next owner already took the lease.

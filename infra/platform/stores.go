@@ -39,9 +39,6 @@ func newDocs(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Docs, error
 		}
 		lc.Append(fx.StopHook(s.Close))
 		uri = s.URI()
-		if maxBulk == 0 {
-			maxBulk = mongo.FerretMaxBulk
-		}
 		log.Info("embedded FerretDB running (MongoDB wire protocol, SQLite)", "uri", uri, "dir", dir)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -51,7 +48,16 @@ func newDocs(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Docs, error
 		return nil, fmt.Errorf("--mongo-uri: %w", err)
 	}
 	lc.Append(fx.StopHook(func(ctx context.Context) error { return client.Disconnect(ctx) }))
-	store, err := mongo.NewStore(db, mongo.Config{MaxBulk: maxBulk, Serialize: cfg.MongoURI == ""})
+	mcfg := mongo.Config{MaxBulk: maxBulk}
+	ferretDB, err := mongo.IsFerretDB(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("--mongo-uri: %w", err)
+	}
+	if ferretDB {
+		mcfg = mongo.FerretConfig(mcfg)
+		log.Info("MongoDB wire protocol served by FerretDB: writes serialized, bulks capped", "max_bulk", mcfg.MaxBulk)
+	}
+	store, err := mongo.NewStore(db, mcfg)
 	if err != nil {
 		return nil, err
 	}

@@ -50,9 +50,16 @@ func StartNATS(t testing.TB) *NATS {
 // store directory, as a process restart would.
 func RestartNATS(t testing.TB, n *NATS) *NATS {
 	t.Helper()
+	return RestartNATSAfter(t, n, 0)
+}
+
+// RestartNATSAfter is [RestartNATS] with the server down for at least down.
+func RestartNATSAfter(t testing.TB, n *NATS, down time.Duration) *NATS {
+	t.Helper()
 	port := n.Addr().(*net.TCPAddr).Port
 	n.Shutdown()
 	n.WaitForShutdown()
+	time.Sleep(down)
 	s, err := natsd.Start(natsd.Config{Dir: n.Dir, Port: port})
 	if err != nil {
 		t.Fatalf("testenv: restart nats-server: %v", err)

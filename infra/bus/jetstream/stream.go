@@ -68,19 +68,40 @@ func (c *StreamConfig) setDefaults() {
 	}
 }
 
+// errPartitionCount is an existing stream with another partition count.
+var errPartitionCount = errors.New("the partition count cannot change")
+
 // EnsureStream creates the stream, or checks that the existing one has the
 // same partition count (changing it would move aggregates between
-// partitions and break their order).
+// partitions and break their order). It retries what may pass, such as a
+// cluster still electing its JetStream leader, until ctx ends.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
 	cfg.setDefaults()
 	if cfg.Partitions < 1 {
 		return nil, fmt.Errorf("ensure stream %s: partitions must be at least 1, got %d", cfg.Name, cfg.Partitions)
 	}
+	for {
+		// A cluster without a JetStream leader does not answer at all:
+		// each attempt gets its own deadline.
+		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
+		s, err := ensureStream(actx, js, cfg)
+		cancel()
+		if err == nil || errors.Is(err, errPartitionCount) || ctx.Err() != nil {
+			return s, err
+		}
+		sleep(ctx, 250*time.Millisecond)
+	}
+}
+
+// ensureAttempt bounds one attempt of [EnsureStream].
+const ensureAttempt = 2 * time.Second
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
 	want := strconv.Itoa(cfg.Partitions)
 	s, err := js.Stream(ctx, cfg.Name)
 	if err == nil {
 		if got := s.CachedInfo().Config.Metadata[partitionsKey]; got != want {
-			return nil, fmt.Errorf("ensure stream %s: it has %s partitions, configured %d: the partition count cannot change", cfg.Name, got, cfg.Partitions)
+			return nil, fmt.Errorf("ensure stream %s: it has %s partitions, configured %d: %w", cfg.Name, got, cfg.Partitions, errPartitionCount)
 		}
 		return s, nil
 	}
