@@ -2,6 +2,8 @@
 //
 //	evflow serve     run a replica (embedded NATS, FerretDB and Redis by default)
 //	evflow status    print a replica's projection progress
+//	evflow publish   send commands or launches
+//	evflow dlq       list, show, redrive and purge dead letters
 //	evflow version   print the version
 package main
 
@@ -26,6 +28,8 @@ Usage:
   evflow serve  [flags]   run a replica; with no flags everything runs embedded
   evflow status [flags]   print a replica's projection progress
   evflow publish [flags]  send a command or launches to a replica
+  evflow dlq list|show|redrive|purge [flags]
+                          dead letters: events a projection could not apply
 
 Run "evflow <command> -h" for a command's flags.
 `
@@ -47,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = status(ctx, args[1:], stdout, stderr)
 	case "publish":
 		err = publish(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		err = dlq(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

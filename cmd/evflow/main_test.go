@@ -21,6 +21,13 @@ func TestBadArgumentsNameTheFlagAndExit2(t *testing.T) {
 		{[]string{"publish", "launches", "--count", "0"}, "--count"},
 		{[]string{"publish", "command", "{not json"}, "not valid JSON"},
 		{[]string{"status", "--addr", "::bad"}, "--addr"},
+		{[]string{"serve", "--max-attempts", "0"}, "--max-attempts"},
+		{[]string{"serve", "--retry-backoff", "1s", "--retry-max-backoff", "10ms"}, "--retry-max-backoff"},
+		{[]string{"dlq"}, "list|show|redrive|purge"},
+		{[]string{"dlq", "explode"}, `unknown subcommand "explode"`},
+		{[]string{"dlq", "show"}, "--seq"},
+		{[]string{"dlq", "purge"}, "--seq, --projection or --all"},
+		{[]string{"dlq", "list", "--addr", "::bad"}, "--addr"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -62,6 +62,15 @@ func TestServeEmbeddedAnswersAndStopsCleanlyOnSIGTERM(t *testing.T) {
 		return nil
 	})
 
+	// The operator commands work against it.
+	for _, args := range [][]string{{"status"}, {"dlq", "list"}, {"dlq", "redrive"}} {
+		out, err := exec.Command(bin, append(args, "--addr", base)...).CombinedOutput()
+		want := map[string]string{"status": "dead letters waiting", "list": "SEQ", "redrive": "redis: 0 redriven, 0 kept"}[args[len(args)-1]]
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("evflow %v: %v\n%s\nwant %q in it", args, err, out, want)
+		}
+	}
+
 	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}

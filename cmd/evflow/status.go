@@ -42,7 +42,7 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	for _, p := range st.Projections {
-		fmt.Fprintf(stdout, "\n%s: %d applied since start, %d undecodable skipped", p.Name, p.Applied, p.Skipped)
+		fmt.Fprintf(stdout, "\n%s: %d applied since start, %d parked; %d dead letters waiting", p.Name, p.Applied, p.Parked, p.DeadLetters)
 	}
 	fmt.Fprintln(stdout)
 	return nil
@@ -50,24 +50,33 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // fetchStatus asks the replica at addr for its status.
 func fetchStatus(ctx context.Context, addr string) (platform.Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	var st platform.Status
+	return st, apiCall(ctx, http.MethodGet, addr, "/v1/status", &st)
+}
+
+// apiCall sends method path to the replica at addr and decodes a 200 answer
+// into out (nil: no body expected).
+func apiCall(ctx context.Context, method, addr, path string, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, addr+"/v1/status", nil)
+	req, err := http.NewRequestWithContext(ctx, method, addr+path, nil)
 	if err != nil {
-		return platform.Status{}, usageError{fmt.Errorf("--addr %q: %w", addr, err)}
+		return usageError{fmt.Errorf("--addr %q: %w", addr, err)}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return platform.Status{}, fmt.Errorf("ask %s: %w", addr, err)
+		return fmt.Errorf("ask %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return platform.Status{}, fmt.Errorf("ask %s: %s: %s", addr, resp.Status, body)
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, body)
 	}
-	var st platform.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return platform.Status{}, fmt.Errorf("decode status: %w", err)
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
 	}
-	return st, nil
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s: %w", path, err)
+	}
+	return nil
 }

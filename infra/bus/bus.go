@@ -10,7 +10,9 @@
 //     sets [MetaPosition] on each message it stored, and fails with an error
 //     wrapping events.ErrConflict when [MetaExpected] no longer holds.
 //   - A subscription to [PartitionTopic] delivers that partition's messages
-//     in stream order, each with [MetaPosition] and [MetaPartition] set.
+//     in stream order, each with [MetaPosition] and [MetaPartition] set,
+//     and [MetaAggregateType] and [MetaAggregateID] where the backend
+//     knows them without decoding the payload.
 package bus
 
 import (

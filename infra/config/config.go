@@ -49,7 +49,12 @@ type Config struct {
 	Partitions int
 	// MaxBatch bounds the events a projection applies at once.
 	MaxBatch int
-	// MongoMaxBulk caps MongoDB bulk writes; 0 picks 30 for FerretDB and 500 otherwise.
+	// MaxAttempts is how often an event failing for good is tried on its
+	// own before it is parked as a dead letter; RetryBackoff and
+	// RetryMaxBackoff bound the pause between attempts (doubling).
+	MaxAttempts                   int
+	RetryBackoff, RetryMaxBackoff time.Duration
+	// MongoMaxBulk caps MongoDB bulk writes; 0 picks 16 for FerretDB and 500 otherwise.
 	MongoMaxBulk int
 	// Dedup is the window in which a republished event id is dropped.
 	Dedup time.Duration
@@ -81,6 +86,7 @@ func Default() Config {
 		MongoDB: DefaultMongoDB, Partitions: events.DefaultPartitions, MaxBatch: DefaultMaxBatch,
 		Dedup: 2 * time.Minute, LogLevel: "info", LogFormat: "text",
 		LeaseTTL: 3 * time.Second, NATSClusterName: "evflow", NATSClusterPort: 6222,
+		MaxAttempts: 5, RetryBackoff: 50 * time.Millisecond, RetryMaxBackoff: 5 * time.Second,
 	}
 }
 
@@ -103,6 +109,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	str(&c.RedisAddr, "redis-addr", "Redis host:port; empty runs an embedded in-memory Redis")
 	num(&c.Partitions, "partitions", "partitions of the event stream (fixed once the stream exists)")
 	num(&c.MaxBatch, "max-batch", "most events a projection applies in one batch")
+	num(&c.MaxAttempts, "max-attempts", "attempts of an event failing for good before it is parked as a dead letter")
+	fs.DurationVar(&c.RetryBackoff, "retry-backoff", c.envDuration("retry-backoff", c.RetryBackoff), "first pause before retrying a failed apply; it doubles (env "+EnvName("retry-backoff")+")")
+	fs.DurationVar(&c.RetryMaxBackoff, "retry-max-backoff", c.envDuration("retry-max-backoff", c.RetryMaxBackoff), "longest pause between retries of a failed apply (env "+EnvName("retry-max-backoff")+")")
 	num(&c.MongoMaxBulk, "mongo-max-bulk", "most operations in one MongoDB bulk write (0: 16 on FerretDB, detected, 500 otherwise)")
 	fs.DurationVar(&c.Dedup, "dedup-window", c.envDuration("dedup-window", c.Dedup), "window in which a republished event id is dropped (env "+EnvName("dedup-window")+")")
 	str(&c.Replica, "replica-id", "unique id of this replica (default hostname-pid)")
@@ -147,6 +156,15 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatch < 1 || c.MaxBatch > 10000 {
 		bad("max-batch", "%d is out of range 1-10000", c.MaxBatch)
+	}
+	if c.MaxAttempts < 1 || c.MaxAttempts > 1000 {
+		bad("max-attempts", "%d is out of range 1-1000", c.MaxAttempts)
+	}
+	if c.RetryBackoff <= 0 {
+		bad("retry-backoff", "%s must be positive", c.RetryBackoff)
+	}
+	if c.RetryMaxBackoff < c.RetryBackoff {
+		bad("retry-max-backoff", "%s is shorter than --retry-backoff %s", c.RetryMaxBackoff, c.RetryBackoff)
 	}
 	if c.MongoMaxBulk < 0 {
 		bad("mongo-max-bulk", "%d must not be negative", c.MongoMaxBulk)

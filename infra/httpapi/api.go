@@ -8,6 +8,10 @@
 //	GET  /v1/apps/{id}/stats?day=  launches and unique devices of a day
 //	GET  /v1/top?day=&n=           the most launched apps of a day
 //	GET  /v1/status                projection progress of this replica
+//	GET  /v1/dlq?projection=       dead letters, in parking order
+//	GET  /v1/dlq/{seq}             one dead letter; DELETE removes it
+//	POST /v1/dlq/redrive?projection=  apply the dead letters again
+//	DELETE /v1/dlq?projection=     purge dead letters
 //	GET  /healthz                  liveness
 //	GET  /readyz                   readiness: NATS, MongoDB and Redis reachable
 //
@@ -58,6 +62,8 @@ type Config struct {
 	Hot      Hot
 	// Ready reports whether the replica can serve (/readyz); optional.
 	Ready func(ctx context.Context) error
+	// DeadLetters administers parked events under /v1/dlq; optional.
+	DeadLetters DeadLetters
 	// Status reports projection progress for /v1/status; optional.
 	Status func(ctx context.Context) (any, error)
 	// MaxBody bounds request bodies; default [DefaultMaxBody].
@@ -82,6 +88,13 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/apps/{id}/stats", a.stats)
 	mux.HandleFunc("GET /v1/top", a.top)
 	mux.HandleFunc("GET /v1/status", a.status)
+	if cfg.DeadLetters != nil {
+		mux.HandleFunc("GET /v1/dlq", a.dlqList)
+		mux.HandleFunc("GET /v1/dlq/{seq}", a.dlqShow)
+		mux.HandleFunc("DELETE /v1/dlq/{seq}", a.dlqDelete)
+		mux.HandleFunc("POST /v1/dlq/redrive", a.dlqRedrive)
+		mux.HandleFunc("DELETE /v1/dlq", a.dlqPurge)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

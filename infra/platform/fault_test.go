@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/evflow/evflow/events"
 	"github.com/evflow/evflow/infra/httpapi"
 	"github.com/evflow/evflow/infra/platform"
+	"github.com/evflow/evflow/infra/projector"
 )
 
 func TestRedisOutageStallsProjectionThenCatchesUpExactly(t *testing.T) {
@@ -72,13 +74,21 @@ func TestRedisOutageStallsProjectionThenCatchesUpExactly(t *testing.T) {
 	r.caughtUp()
 }
 
-func TestUndecodableEventIsSkippedAndThePartitionMovesOn(t *testing.T) {
+func TestUndecodableEventsAreParkedAndThePartitionMovesOn(t *testing.T) {
 	s := newStand(t)
 	r := s.start(t)
+	// Two apps on one partition.
+	other := ""
+	for i := 0; other == ""; i++ {
+		if id := fmt.Sprintf("news%d", i); events.Partition(id, s.cfg.Partitions) == events.Partition("weather", s.cfg.Partitions) {
+			other = id
+		}
+	}
 	r.command(cmd("app.create", "weather", "name", "Weather"))
+	r.command(cmd("app.create", other, "name", "News"))
 	r.caughtUp()
 
-	// Garbage and an unknown event type, written straight to the app's partition.
+	// Garbage and an unknown event type, written straight to weather's usage.
 	nc, err := nats.Connect(r.r.NATSURL)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
@@ -94,19 +104,66 @@ func TestUndecodableEventIsSkippedAndThePartitionMovesOn(t *testing.T) {
 			t.Fatalf("publish poison: %v", err)
 		}
 	}
-	if code := r.call("POST", "/v1/launches", launches("weather", []string{"l1", "l2"}, []string{"d1"}), nil); code != http.StatusAccepted {
-		t.Fatalf("launches: %d", code)
+	for _, app := range []string{"weather", other} {
+		if code := r.call("POST", "/v1/launches", launches(app, []string{app + "-l1", app + "-l2"}, []string{"d1"}), nil); code != http.StatusAccepted {
+			t.Fatalf("launches: %d", code)
+		}
 	}
-	eventually(r, "/v1/apps/weather/stats?day="+day, func(_ int, st httpapi.Stats) error {
+	// The other app's launches, after the poison on the same partition, are applied.
+	eventually(r, "/v1/apps/"+other+"/stats?day="+day, func(_ int, st httpapi.Stats) error {
 		if st.Launches != 2 || st.StoredLaunches != 2 {
 			return fmt.Errorf("stats %+v, want the 2 launches after the poison", st)
 		}
 		return nil
 	})
 	r.caughtUp()
+	// weather's wait behind its poison, in every projection: 2 poison + 2 held.
 	for _, p := range r.status().Projections {
-		if p.Skipped != 2 {
-			t.Fatalf("projection %s skipped %d events, want the 2 undecodable ones", p.Name, p.Skipped)
+		if p.Parked != 4 || p.DeadLetters != 4 || p.Skipped != 0 {
+			t.Fatalf("projection %s parked %d, %d dead letters, skipped %d; want 4, 4, 0", p.Name, p.Parked, p.DeadLetters, p.Skipped)
+		}
+	}
+	var list struct{ Letters []httpapi.Letter }
+	if code := r.call("GET", "/v1/dlq?projection=redis", nil, &list); code != http.StatusOK || len(list.Letters) != 4 {
+		t.Fatalf("GET /v1/dlq: %d, %d letters; want 4", code, len(list.Letters))
+	}
+	if l := list.Letters[0]; !strings.Contains(l.Reason, "undecodable") || l.AggregateID != "weather" || string(l.Event) != `"not json at all"` {
+		t.Fatalf("first letter %+v: want the garbage, undecodable", l)
+	}
+	var one httpapi.Letter
+	if code := r.call("GET", fmt.Sprintf("/v1/dlq/%d", list.Letters[1].Seq), nil, &one); code != http.StatusOK || one.EventID != list.Letters[1].EventID {
+		t.Fatalf("GET /v1/dlq/{seq}: %d %+v", code, one)
+	}
+	if code := r.call("POST", "/v1/dlq/redrive?projection=nope", nil, nil); code != http.StatusBadRequest {
+		t.Fatalf("redrive of an unknown projection: %d, want 400", code)
+	}
+
+	// The poison can never be decoded: an operator removes it, then
+	// redrives what waited behind it, which is applied once.
+	for _, name := range []string{"apps", "daily_stats", "redis"} {
+		var ls struct{ Letters []httpapi.Letter }
+		r.call("GET", "/v1/dlq?projection="+name, nil, &ls)
+		for _, l := range ls.Letters[:2] {
+			if code := r.call("DELETE", fmt.Sprintf("/v1/dlq/%d", l.Seq), nil, nil); code != http.StatusNoContent {
+				t.Fatalf("DELETE letter %d: %d", l.Seq, code)
+			}
+		}
+	}
+	for range 2 { // the second redrive finds nothing left
+		var res struct{ Results []projector.RedriveResult }
+		if code := r.call("POST", "/v1/dlq/redrive", nil, &res); code != http.StatusOK || len(res.Results) != 3 {
+			t.Fatalf("redrive: %d %+v", code, res)
+		}
+	}
+	eventually(r, "/v1/apps/weather/stats?day="+day, func(_ int, st httpapi.Stats) error {
+		if st.Launches != 2 || st.StoredLaunches != 2 {
+			return fmt.Errorf("stats %+v, want weather's 2 launches, once", st)
+		}
+		return nil
+	})
+	for _, p := range r.status().Projections {
+		if p.DeadLetters != 0 {
+			t.Fatalf("projection %s has %d dead letters left", p.Name, p.DeadLetters)
 		}
 	}
 }

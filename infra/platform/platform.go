@@ -78,6 +78,8 @@ type Bus struct {
 	Stream   jetstream.Stream
 	Appender *bus.Appender
 	Heads    *evjs.Heads
+	// DeadLetters keeps the events projections could not apply.
+	DeadLetters *evjs.DeadLetters
 }
 
 func newBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus, error) {
@@ -114,8 +116,12 @@ func newBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus, error) 
 	if err != nil {
 		return nil, err
 	}
+	dl, err := evjs.EnsureDeadLetters(ctx, js, cfg.Replicas())
+	if err != nil {
+		return nil, err
+	}
 	pub := evjs.NewPublisher(js, evjs.PublisherConfig{})
-	return &Bus{URL: url, Conn: nc, JS: js, Stream: stream,
+	return &Bus{URL: url, Conn: nc, JS: js, Stream: stream, DeadLetters: dl,
 		Appender: bus.NewAppender(pub, evjs.DefaultTopic, cfg.Partitions),
 		Heads:    evjs.NewHeads(stream, evjs.DefaultTopic, cfg.Partitions)}, nil
 }
@@ -132,6 +138,8 @@ func newRunners(cfg config.Config, log *slog.Logger, b *Bus, d *Docs, h *Hot) (r
 	for _, p := range projectionsOf(d, h) {
 		r, err := projector.New(projector.Config{
 			Topic: evjs.DefaultTopic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch, Logger: log,
+			DeadLetters: b.DeadLetters, MaxAttempts: cfg.MaxAttempts,
+			MinBackoff: cfg.RetryBackoff, MaxBackoff: cfg.RetryMaxBackoff,
 		}, p, newSub)
 		if err != nil {
 			return nil, err
@@ -201,6 +209,7 @@ func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, svc *handl
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Config{
 			Commands: svc, Docs: d.Store, Hot: h.Store, Logger: log,
+			DeadLetters: deadLetters{DeadLetters: b.DeadLetters, runners: runners},
 			Status: func(ctx context.Context) (any, error) { return status(ctx, cfg, b, runners, owner) },
 			Ready:  func(ctx context.Context) error { return ready(ctx, b, d, h) },
 		}),

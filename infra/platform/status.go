@@ -37,8 +37,14 @@ type ProjectionStatus struct {
 	Name string `json:"name"`
 	// Applied counts events applied since start (idempotent no-ops included).
 	Applied uint64 `json:"applied"`
-	// Skipped counts undecodable events.
+	// Skipped counts undecodable events skipped (none when dead letters
+	// are kept); Parked counts the events this replica parked as dead
+	// letters since start.
 	Skipped uint64 `json:"skipped"`
+	Parked  uint64 `json:"parked"`
+	// DeadLetters is the number of the projection's letters waiting on the
+	// dead-letter stream (all replicas').
+	DeadLetters uint64 `json:"dead_letters"`
 	// Checkpoints is the stored position of the last applied event, per partition.
 	Checkpoints []uint64 `json:"checkpoints"`
 	// Lag is how many positions each partition's checkpoint trails its head
@@ -66,7 +72,11 @@ func status(ctx context.Context, cfg config.Config, b *Bus, runners runnerSet, o
 		}
 	}
 	for _, r := range runners {
-		st.Projections = append(st.Projections, projectionStatus(ctx, r, st.Heads))
+		ps := projectionStatus(ctx, r, st.Heads)
+		if ps.DeadLetters, err = b.DeadLetters.Count(ctx, r.Name()); err != nil {
+			return Status{}, fmt.Errorf("dead letters: %w", err)
+		}
+		st.Projections = append(st.Projections, ps)
 	}
 	return st, nil
 }
@@ -74,7 +84,7 @@ func status(ctx context.Context, cfg config.Config, b *Bus, runners runnerSet, o
 // projectionStatus reads a projection's checkpoints, giving its store
 // [statusTimeout]: status must answer while a store is down.
 func projectionStatus(ctx context.Context, r *projector.Runner, heads []uint64) ProjectionStatus {
-	ps := ProjectionStatus{Name: r.Name(), Applied: r.Applied(), Skipped: r.Skipped()}
+	ps := ProjectionStatus{Name: r.Name(), Applied: r.Applied(), Skipped: r.Skipped(), Parked: r.Parked()}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
 	cps, lag := make([]uint64, len(heads)), make([]uint64, len(heads))

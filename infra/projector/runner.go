@@ -4,8 +4,16 @@
 //
 // A failed apply is retried in place with backoff, never skipped: the
 // partition waits (others go on) until its store is back, so nothing
-// acknowledged by the broker is lost and order is kept. An event that cannot
-// be decoded is logged and skipped; it can never succeed.
+// acknowledged by the broker is lost and order is kept.
+//
+// An event that can never be applied is parked as a dead letter (see
+// [DeadLetterBox]) and its partition moves on: one that cannot be decoded
+// at once, one whose apply fails with a permanent error (events.IsPermanent)
+// after [Config.MaxAttempts] attempts on its own. Later events of a parked
+// event's aggregate are parked behind it, so that redriving the letters
+// applies the aggregate's events in order. A parked event still counts for
+// the checkpoint: it is handed to the projection with a nil Payload, which
+// projections skip.
 package projector
 
 import (
@@ -31,6 +39,7 @@ const (
 	DefaultMinBackoff   = 50 * time.Millisecond
 	DefaultMaxBackoff   = 5 * time.Second
 	DefaultApplyTimeout = 30 * time.Second
+	DefaultMaxAttempts  = 5
 )
 
 // StartAfter returns the last position processed on a partition.
@@ -53,6 +62,13 @@ type Config struct {
 	// that never returns becomes a logged, retried failure rather than a
 	// silently stalled partition; default [DefaultApplyTimeout].
 	ApplyTimeout time.Duration
+	// DeadLetters parks the events that can never be applied. Without it
+	// an undecodable event is logged and skipped, and a permanent apply
+	// failure is retried for ever.
+	DeadLetters DeadLetterBox
+	// MaxAttempts is how often an event failing with a permanent error is
+	// tried on its own before it is parked; default [DefaultMaxAttempts].
+	MaxAttempts int
 	// Registry decodes event data; default events.Domain().
 	Registry *events.Registry
 	// Logger; default slog.Default().
@@ -71,6 +87,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ApplyTimeout <= 0 {
 		c.ApplyTimeout = DefaultApplyTimeout
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.Registry == nil {
 		c.Registry = events.Domain()
@@ -103,6 +122,7 @@ type Runner struct {
 	log     *slog.Logger
 	applied atomic.Uint64
 	skipped atomic.Uint64
+	parked  atomic.Uint64
 	last    []atomic.Uint64
 
 	mu      sync.Mutex
@@ -142,8 +162,12 @@ func (r *Runner) Name() string { return r.proj.Name() }
 // Applied is the number of events applied (including idempotent no-ops).
 func (r *Runner) Applied() uint64 { return r.applied.Load() }
 
-// Skipped is the number of undecodable events skipped.
+// Skipped is the number of undecodable events skipped (without a
+// [Config.DeadLetters]).
 func (r *Runner) Skipped() uint64 { return r.skipped.Load() }
+
+// Parked is the number of events this runner parked as dead letters.
+func (r *Runner) Parked() uint64 { return r.parked.Load() }
 
 // Checkpoint is the projection's stored checkpoint of partition.
 func (r *Runner) Checkpoint(ctx context.Context, partition int) (uint64, error) {
@@ -231,6 +255,12 @@ func (r *Runner) Stop() {
 func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message, drain <-chan struct{}) {
 	msgs := make([]*message.Message, 0, r.cfg.MaxBatch)
 	var last uint64 // highest position handled by this worker
+	var blocked map[string]bool
+	if r.cfg.DeadLetters != nil {
+		if blocked = r.loadBlocked(ctx, p, drain); blocked == nil {
+			return
+		}
+	}
 	for {
 		msgs = msgs[:0]
 		select {
@@ -256,74 +286,64 @@ func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message,
 				break gather
 			}
 		}
-		batch := r.decode(p, msgs, &last)
-		if !r.apply(ctx, p, batch, drain) {
+		b := &batch{p: p, blocked: blocked, drain: drain}
+		if !r.decode(ctx, b, msgs, &last) || !r.applyBatch(ctx, b) {
 			return
 		}
 		for _, m := range msgs {
 			m.Ack()
 		}
-		r.applied.Add(uint64(len(batch)))
-		if n := len(batch); n > 0 {
-			r.last[p].Store(batch[n-1].Position)
+		r.applied.Add(uint64(len(b.events) - b.markers))
+		if n := len(b.events); n > 0 {
+			r.last[p].Store(b.events[n-1].Position)
 		}
 	}
 }
 
-// decode turns messages into events, skipping (and logging) what cannot be
-// decoded. It keeps only positions above *last, and raises it: a batch is
-// strictly increasing, because a projection ignores an event older than one
-// it applied, and a redelivered message is a no-op anyway.
-func (r *Runner) decode(p int, msgs []*message.Message, last *uint64) []projections.Event {
-	batch := make([]projections.Event, 0, len(msgs))
-	for _, m := range msgs {
-		pos, err := bus.Position(m)
-		if err == nil && pos <= *last {
-			continue
-		}
-		*last = max(*last, pos)
-		rec, err := bus.FromMessage(m)
-		if err == nil {
-			var payload any
-			if payload, err = r.cfg.Registry.Decode(rec.Envelope); err == nil {
-				batch = append(batch, projections.Event{Record: rec, Payload: payload})
-				continue
-			}
-		}
-		r.skipped.Add(1)
-		r.log.Error("skipping undecodable event", "partition", p, "position", rec.Position, "id", m.UUID, "err", err)
-	}
-	return batch
-}
-
-// apply applies batch, retrying with backoff until it succeeds; it returns
-// false when ctx ends first, or when the partition is being drained and an
-// attempt failed: a batch its store cannot take is left, unacknowledged, to
-// the partition's next owner rather than holding up the hand-over.
-func (r *Runner) apply(ctx context.Context, p int, batch []projections.Event, drain <-chan struct{}) bool {
+// apply applies events, retrying with backoff. It returns true once they
+// are applied; false with the error after limit attempts that failed with a
+// permanent error (limit 0: no limit); false with a nil error when ctx ends,
+// or when the partition is being drained and an attempt failed.
+func (r *Runner) apply(ctx context.Context, p int, evs []projections.Event, drain <-chan struct{}, limit int) (bool, error) {
 	backoff := r.cfg.MinBackoff
+	permanent := 0
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
-		err := r.proj.Apply(actx, p, batch)
+		err := r.proj.Apply(actx, p, evs)
 		cancel()
 		if err == nil {
-			return true
+			return true, nil
 		}
 		if ctx.Err() != nil {
-			return false
+			return false, nil
 		}
-		r.log.Warn("apply failed, retrying", "partition", p, "events", len(batch), "attempt", attempt, "backoff", backoff, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-drain:
-			t.Stop()
-			r.log.Warn("partition drained with its batch unapplied; its next owner applies it", "partition", p, "events", len(batch))
-			return false
+		if events.IsPermanent(err) {
+			if permanent++; limit > 0 && permanent >= limit {
+				return false, err
+			}
 		}
-		backoff = min(2*backoff, r.cfg.MaxBackoff)
+		r.log.Warn("apply failed, retrying", "partition", p, "events", len(evs), "attempt", attempt, "backoff", backoff, "err", err)
+		if !r.pause(ctx, drain, &backoff) {
+			if ctx.Err() == nil {
+				r.log.Warn("partition drained with its batch unapplied; its next owner applies it", "partition", p, "events", len(evs))
+			}
+			return false, nil
+		}
+	}
+}
+
+// pause waits *backoff, then doubles it up to MaxBackoff; false when ctx
+// ends or drain closes first.
+func (r *Runner) pause(ctx context.Context, drain <-chan struct{}, backoff *time.Duration) bool {
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	*backoff = min(2**backoff, r.cfg.MaxBackoff)
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-drain:
+		return false
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -222,7 +223,7 @@ func (s *Subscriber) deliver(ctx context.Context, topic string, part int, start 
 			}
 			return 0, fmt.Errorf("next on %s: %w", topic, err)
 		}
-		m, err := toWatermill(gen, jm, part)
+		m, err := toWatermill(gen, jm, topic, part)
 		if err != nil {
 			return 0, err
 		}
@@ -246,7 +247,7 @@ func restartAt(nacked <-chan uint64, ctx context.Context) (uint64, error) {
 	}
 }
 
-func toWatermill(ctx context.Context, jm jetstream.Msg, part int) (*message.Message, error) {
+func toWatermill(ctx context.Context, jm jetstream.Msg, topic string, part int) (*message.Message, error) {
 	md, err := jm.Metadata()
 	if err != nil {
 		return nil, fmt.Errorf("message metadata: %w", err)
@@ -255,6 +256,13 @@ func toWatermill(ctx context.Context, jm jetstream.Msg, part int) (*message.Mess
 	m := message.NewMessageWithContext(ctx, id, jm.Data())
 	m.Metadata.Set(bus.MetaPosition, strconv.FormatUint(md.Sequence.Stream, 10))
 	m.Metadata.Set(bus.MetaPartition, strconv.Itoa(part))
+	// The subject is <partition topic>.<aggregate type>.<aggregate id>.
+	if rest, ok := strings.CutPrefix(jm.Subject(), topic+"."); ok {
+		if typ, id, ok := strings.Cut(rest, "."); ok {
+			m.Metadata.Set(bus.MetaAggregateType, typ)
+			m.Metadata.Set(bus.MetaAggregateID, id)
+		}
+	}
 	return m, nil
 }
 
