@@ -44,8 +44,11 @@ type Config struct {
 	// whole collection for any other. A write's position condition is then
 	// checked against the document read just before it, which is exact
 	// only while the store's writes are serialized: KeyOnly requires
-	// Serialize. Without it the condition is in the write's filter, atomic
-	// on MongoDB. Default false.
+	// Serialize. Across processes (two replicas briefly writing one
+	// partition during a hand-over) it is not exact, and neither is
+	// FerretDB's own conditional update, a read then a write. Without
+	// KeyOnly the condition is in the write's filter, atomic on MongoDB.
+	// Default false.
 	KeyOnly bool
 }
 

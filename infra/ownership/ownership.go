@@ -161,6 +161,7 @@ type Coordinator struct {
 	// of each owned lease was sent.
 	renewedAt map[int]time.Time
 	renewed   time.Time
+	retry     bool // a renewal failed: try again at the next tick
 	beat      time.Time
 }
 

@@ -15,8 +15,8 @@ import (
 // replica holds exactly the ones the live replicas' assignment gives it.
 func (c *Coordinator) step(ctx context.Context) {
 	now := time.Now()
+	c.renew(ctx, now) // first: a slow heartbeat must not eat into the leases' margin
 	c.heartbeat(ctx, now)
-	c.renew(ctx, now)
 	take, give := c.plan(now)
 	c.revokeAll(give)
 	for _, p := range give {
@@ -44,17 +44,21 @@ func (c *Coordinator) heartbeat(ctx context.Context, now time.Time) {
 // another replica holds it (its revision moved on), or when it has not
 // been renewed for 2/3 of TTL (the bucket is unreachable): others may
 // take it once TTL has passed, so its partition is revoked before then.
-// Until then a failed renewal is retried at the next round.
+// Until then a failed renewal is retried at the next tick.
 func (c *Coordinator) renew(ctx context.Context, now time.Time) {
 	c.mu.Lock()
-	if now.Sub(c.renewed) < c.cfg.TTL/3 {
+	if now.Sub(c.renewed) < c.cfg.TTL/3 && !c.retry {
 		c.mu.Unlock()
 		return
 	}
-	c.renewed = now
-	held := make(map[int]uint64, len(c.owned))
+	c.renewed, c.retry = now, false
+	type lease struct {
+		rev uint64
+		at  time.Time
+	}
+	held := make(map[int]lease, len(c.owned))
 	for p, rev := range c.owned {
-		held[p] = rev
+		held[p] = lease{rev, c.renewedAt[p]}
 	}
 	c.mu.Unlock()
 	type result struct {
@@ -62,12 +66,14 @@ func (c *Coordinator) renew(ctx context.Context, now time.Time) {
 		rev uint64
 		err error
 	}
+	margin := 2 * c.cfg.TTL / 3
 	results := make(chan result, len(held))
-	for p, rev := range held {
+	for p, l := range held {
 		go func() {
-			octx, cancel := c.opContext(ctx)
+			// A renewal still unanswered when the margin is up is lost.
+			octx, cancel := context.WithDeadline(ctx, l.at.Add(margin))
 			defer cancel()
-			next, err := c.kv.Update(octx, leaseKey(p), []byte(c.cfg.Replica), rev)
+			next, err := c.kv.Update(octx, leaseKey(p), []byte(c.cfg.Replica), l.rev)
 			results <- result{p, next, err}
 		}()
 	}
@@ -77,13 +83,16 @@ func (c *Coordinator) renew(ctx context.Context, now time.Time) {
 		if _, still := c.owned[r.p]; still && r.err == nil {
 			c.owned[r.p], c.renewedAt[r.p] = r.rev, now
 		}
-		age := now.Sub(c.renewedAt[r.p])
+		age := time.Since(c.renewedAt[r.p])
 		c.mu.Unlock()
 		if r.err == nil || ctx.Err() != nil {
 			continue
 		}
-		if !errors.Is(r.err, jetstream.ErrKeyExists) && age < 2*c.cfg.TTL/3 {
+		if !errors.Is(r.err, jetstream.ErrKeyExists) && age < margin {
 			c.log.Warn("lease not renewed, retrying", "partition", r.p, "err", r.err)
+			c.mu.Lock()
+			c.retry = true
+			c.mu.Unlock()
 			continue
 		}
 		c.log.Warn("lease lost, revoking partition", "partition", r.p, "err", r.err)

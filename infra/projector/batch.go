@@ -37,6 +37,9 @@ func (r *Runner) loadBlocked(ctx context.Context, p int, drain <-chan struct{}) 
 	backoff := r.cfg.MinBackoff
 	for {
 		blocked, err := r.cfg.DeadLetters.Blocked(ctx, r.proj.Name(), p)
+		if err == nil && blocked == nil {
+			blocked = map[string]bool{}
+		}
 		if err == nil {
 			return blocked
 		}

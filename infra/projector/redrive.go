@@ -1,8 +1,10 @@
 package projector
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/evflow/evflow/infra/bus"
 	"github.com/evflow/evflow/projections"
@@ -28,27 +30,54 @@ type RedriveResult struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
-// Redrive applies the runner's parked letters again, in the order they
-// were parked, each on its own, and removes each one applied. When one
-// fails, the later letters of its aggregate are kept, to keep its order.
-// Applying is idempotent (every write is conditional on the event's
-// position), so a letter applied but not yet removed when a redrive is cut
-// short is a no-op the next time. Letters that the live worker parks while
-// a redrive runs wait for the next redrive.
+// Redrive applies the runner's parked letters again, in stream order,
+// each on its own, and removes each one applied. When one fails, the later
+// letters of its aggregate are kept, to keep its order. Applying is
+// idempotent (every write is conditional on the event's position), so a
+// letter applied but not yet removed when a redrive is cut short is a no-op
+// the next time; a letter parked twice is applied once.
+//
+// Only letters at or below their partition's stored checkpoint are
+// redriven: applying one saves its position as the checkpoint, which must
+// not pass events of the partition the live worker has not applied yet.
+// Letters above it (and later ones of their aggregate) wait for the next
+// redrive, as do letters parked while a redrive runs.
 func (r *Runner) Redrive(ctx context.Context, store LetterStore) (RedriveResult, error) {
 	res := RedriveResult{Projection: r.proj.Name()}
 	letters, err := store.List(ctx, r.proj.Name())
 	if err != nil {
 		return res, fmt.Errorf("redrive %s: %w", r.proj.Name(), err)
 	}
+	// Parking order is not stream order: a batch parks what it cannot
+	// decode before what fails to apply.
+	slices.SortStableFunc(letters, func(a, b bus.Letter) int {
+		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Position, b.Position))
+	})
+	checkpoints := map[int]uint64{}
 	failed := map[string]bool{}
-	for _, l := range letters {
+	var done bus.Letter
+	for i, l := range letters {
 		agg := l.Aggregate()
 		if failed[agg] {
 			res.Kept++
 			continue
 		}
-		if err := r.applyLetter(ctx, l); err != nil {
+		cp, ok := checkpoints[l.Partition]
+		if !ok {
+			if cp, err = r.proj.Checkpoint(ctx, l.Partition); err != nil {
+				return res, fmt.Errorf("redrive %s: %w", r.proj.Name(), err)
+			}
+			checkpoints[l.Partition] = cp
+		}
+		switch {
+		case l.Position > cp:
+			err = fmt.Errorf("above the checkpoint %d of partition %d: the partition is still being applied", cp, l.Partition)
+		case i > 0 && done.Partition == l.Partition && done.Position == l.Position:
+			err = nil // parked twice: applied already
+		default:
+			err = r.applyLetter(ctx, l)
+		}
+		if err != nil {
 			failed[agg] = true
 			res.Kept++
 			res.Errors = append(res.Errors, fmt.Sprintf("%s at position %d: %v", agg, l.Position, err))
@@ -57,6 +86,7 @@ func (r *Runner) Redrive(ctx context.Context, store LetterStore) (RedriveResult,
 		if err := store.Delete(ctx, l.Seq); err != nil {
 			return res, fmt.Errorf("redrive %s: %w", r.proj.Name(), err)
 		}
+		done = l
 		res.Redriven++
 	}
 	r.log.Info("dead letters redriven", "redriven", res.Redriven, "kept", res.Kept)
