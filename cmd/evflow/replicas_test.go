@@ -236,6 +236,26 @@ func (c *cluster) owners(timeout time.Duration) time.Duration {
 	return time.Since(began)
 }
 
+// balanced waits until the live replicas own all 16 partitions, evenly.
+func (c *cluster) balanced(timeout time.Duration) {
+	c.t.Helper()
+	testenv.WaitEvery(c.t, timeout, 50*time.Millisecond, func() error {
+		live := c.live()
+		total, lo, hi := 0, 16, 0
+		for _, p := range live {
+			st, err := c.status(p)
+			if err != nil {
+				return err
+			}
+			total, lo, hi = total+len(st.Owned), min(lo, len(st.Owned)), max(hi, len(st.Owned))
+		}
+		if total != 16 || hi-lo > 1 {
+			return fmt.Errorf("%d replicas own %d partitions, %d to %d each", len(live), total, lo, hi)
+		}
+		return nil
+	})
+}
+
 // caughtUp waits until no projection lags on any partition.
 func (c *cluster) caughtUp(timeout time.Duration) platform.Status {
 	c.t.Helper()
