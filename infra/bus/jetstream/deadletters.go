@@ -58,18 +58,13 @@ func EnsureDeadLetters(ctx context.Context, js jetstream.JetStream, replicas int
 		Duplicates:  DefaultDuplicates,
 		Retention:   jetstream.LimitsPolicy,
 	}
-	for {
-		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
-		s, err := js.CreateOrUpdateStream(actx, cfg)
-		cancel()
-		if err == nil {
-			return &DeadLetters{js: js, stream: s}, nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("dead-letter stream %s: %w", cfg.Name, err)
-		}
-		sleep(ctx, 250*time.Millisecond)
+	s, err := retryForming(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, cfg)
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream %s: %w", cfg.Name, err)
 	}
+	return &DeadLetters{js: js, stream: s}, nil
 }
 
 func letterSubject(projection string, partition int, aggType, aggID string) string {
@@ -131,13 +126,18 @@ func (d *DeadLetters) Blocked(ctx context.Context, projection string, partition 
 	return out, nil
 }
 
+// letterFilter is the subject filter of projection's letters ("" for all).
+func letterFilter(projection string) string {
+	if projection == "" {
+		return deadLetterTopic + ".>"
+	}
+	return deadLetterTopic + "." + projection + ".>"
+}
+
 // List returns the letters of projection ("" for all), in the order they
 // were parked.
 func (d *DeadLetters) List(ctx context.Context, projection string) ([]bus.Letter, error) {
-	filter := deadLetterTopic + ".>"
-	if projection != "" {
-		filter = deadLetterTopic + "." + projection + ".>"
-	}
+	filter := letterFilter(projection)
 	info, err := d.stream.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
@@ -201,19 +201,11 @@ func (d *DeadLetters) Delete(ctx context.Context, seq uint64) error {
 // Purge removes every letter of projection ("" for all) and returns how
 // many there were.
 func (d *DeadLetters) Purge(ctx context.Context, projection string) (uint64, error) {
-	filter := deadLetterTopic + ".>"
-	if projection != "" {
-		filter = deadLetterTopic + "." + projection + ".>"
-	}
-	info, err := d.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+	n, err := d.Count(ctx, projection)
 	if err != nil {
 		return 0, fmt.Errorf("purge dead letters: %w", err)
 	}
-	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
-	}
-	if err := d.stream.Purge(ctx, jetstream.WithPurgeSubject(filter)); err != nil {
+	if err := d.stream.Purge(ctx, jetstream.WithPurgeSubject(letterFilter(projection))); err != nil {
 		return 0, fmt.Errorf("purge dead letters: %w", err)
 	}
 	return n, nil
@@ -221,11 +213,7 @@ func (d *DeadLetters) Purge(ctx context.Context, projection string) (uint64, err
 
 // Count is the number of letters of projection ("" for all).
 func (d *DeadLetters) Count(ctx context.Context, projection string) (uint64, error) {
-	filter := deadLetterTopic + ".>"
-	if projection != "" {
-		filter = deadLetterTopic + "." + projection + ".>"
-	}
-	info, err := d.stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+	info, err := d.stream.Info(ctx, jetstream.WithSubjectFilter(letterFilter(projection)))
 	if err != nil {
 		return 0, fmt.Errorf("count dead letters: %w", err)
 	}

@@ -80,14 +80,21 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	if cfg.Partitions < 1 {
 		return nil, fmt.Errorf("ensure stream %s: partitions must be at least 1, got %d", cfg.Name, cfg.Partitions)
 	}
+	return retryForming(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return ensureStream(ctx, js, cfg)
+	}, func(err error) bool { return errors.Is(err, errPartitionCount) })
+}
+
+// retryForming calls f until it succeeds, fails for good (final), or ctx
+// ends. A cluster without a JetStream leader does not answer at all, so
+// each attempt gets its own deadline.
+func retryForming[T any](ctx context.Context, f func(context.Context) (T, error), final func(error) bool) (T, error) {
 	for {
-		// A cluster without a JetStream leader does not answer at all:
-		// each attempt gets its own deadline.
 		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
-		s, err := ensureStream(actx, js, cfg)
+		v, err := f(actx)
 		cancel()
-		if err == nil || errors.Is(err, errPartitionCount) || ctx.Err() != nil {
-			return s, err
+		if err == nil || (final != nil && final(err)) || ctx.Err() != nil {
+			return v, err
 		}
 		sleep(ctx, 250*time.Millisecond)
 	}
