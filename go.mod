@@ -137,4 +137,7 @@ require (
 	mvdan.cc/sh/v3 v3.12.0 // indirect
 )
 
-tool github.com/go-task/task/v3/cmd/task
+tool (
+	github.com/evflow/evflow/infra/testenv/ferretd
+	github.com/go-task/task/v3/cmd/task
+)

@@ -1,18 +1,22 @@
 // Package testenv starts the real components evflow's tests run against:
 // an embedded nats-server with JetStream, a real redis-server process, and
-// an embedded FerretDB speaking the MongoDB wire protocol. Every helper takes
+// a FerretDB process speaking the MongoDB wire protocol. Every helper takes
 // a testing.TB, registers its own cleanup, and fails the test with a clear
 // message when a component is missing; nothing is skipped.
 package testenv
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
-
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -20,7 +24,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/evflow/evflow/infra/ferret"
 	"github.com/evflow/evflow/infra/natsd"
 )
 
@@ -145,22 +148,115 @@ func (r *Redis) Restart() {
 	r.start(bin)
 }
 
-// Mongo is an embedded FerretDB (SQLite backend) speaking the MongoDB wire protocol.
+// Mongo is a FerretDB (SQLite backend) speaking the MongoDB wire protocol,
+// run as a process of its own (see [StartMongo]).
 type Mongo struct {
-	*ferret.Server
+	uri string
+	// Dir holds its SQLite files.
 	Dir string
 }
 
-// StartMongo starts an embedded FerretDB storing in a temporary directory.
+// URI is the MongoDB connection string of the server.
+func (m *Mongo) URI() string { return m.uri }
+
+// StartMongo starts evflow's embedded FerretDB as a separate process
+// (command ferretd, built without the race detector through the module's
+// tool directive) storing in a temporary directory, stopped when the test
+// ends. Out of the test process, a test run with -race does not
+// instrument FerretDB's SQLite, which makes it about 15 times slower.
 func StartMongo(t testing.TB) *Mongo {
 	t.Helper()
+	bin := ferretdBinary(t)
 	dir := t.TempDir()
-	s, err := ferret.Start(dir, nil)
+	stderr := new(syncBuffer)
+	cmd := exec.Command(bin, "-dir", dir)
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe() // closed when this process dies: ferretd then exits
 	if err != nil {
-		t.Fatalf("testenv: start FerretDB: %v", err)
+		t.Fatalf("testenv: ferretd: %v", err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
-	return &Mongo{Server: s, Dir: dir}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("testenv: ferretd: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start ferretd: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	uri := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		uri <- strings.TrimSpace(line)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case u := <-uri:
+		if u == "" {
+			t.Fatalf("testenv: ferretd exited before listening: %s", stderr.String())
+		}
+		return &Mongo{uri: u, Dir: dir}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("testenv: ferretd not listening after 30s: %s", stderr.String())
+		return nil
+	}
+}
+
+var ferretd struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// ferretdBinary builds ferretd once per test process; go tool caches the
+// executable, so later test processes find it built.
+func ferretdBinary(t testing.TB) string {
+	t.Helper()
+	ferretd.once.Do(func() {
+		out, err := exec.Command("go", "tool", "-n", "ferretd").Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				err = fmt.Errorf("%w: %s", err, ee.Stderr)
+			}
+			ferretd.err = err
+			return
+		}
+		ferretd.path = strings.TrimSpace(string(out))
+	})
+	if ferretd.err != nil {
+		t.Fatalf("testenv: build ferretd (go tool -n ferretd): %v", ferretd.err)
+	}
+	return ferretd.path
+}
+
+// syncBuffer is a buffer written by a process's output copier and read by
+// the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // WaitFor polls cond every 20ms until it returns nil or timeout passes,
