@@ -18,8 +18,10 @@
 // leases every TTL/3 by compare-and-set, and revokes a partition locally the
 // moment a renewal finds another owner, or once it could not renew for 2/3
 // of TTL (the bucket unreachable), before anyone else may take it. A replica that should no longer own a partition (a
-// replica joined) drains it and deletes the lease, which the new owner sees at
-// once. So a replica that is killed loses its partitions within about TTL plus
+// replica joined, or it is stopping) drains it and deletes the lease, which
+// the new owner sees at once; it keeps heartbeating and renewing while it
+// drains, however long that takes, so a partition never has two owners
+// because a drain outlasted a lease. So a replica that is killed loses its partitions within about TTL plus
 // one tick; one that is stopped hands them over within a tick.
 //
 // Two replicas may briefly both apply a partition (a paused replica that has

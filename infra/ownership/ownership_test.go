@@ -253,3 +253,60 @@ func TestBriefBucketOutageKeepsLeases(t *testing.T) {
 	}
 	t.Logf("bucket outage of %s; revocations: %d", outage, cons.revokes.Load())
 }
+
+// slowConsumer takes drain to revoke a partition, as a projection runner
+// does while it applies and stores the batch in hand.
+type slowConsumer struct {
+	*consumer
+	drain time.Duration
+}
+
+func (c *slowConsumer) Revoke(p int) { time.Sleep(c.drain); c.consumer.Revoke(p) }
+
+// A drain longer than the lease TTL keeps its partitions: the replica
+// heartbeats and renews until the drain returns, even once it was told to
+// stop mid-drain, so no other replica applies a partition whose batch is
+// still being applied (the ledger fails the test if one does). Then the
+// leases are deleted at once, not left to expire.
+func TestDrainLongerThanTheTTLKeepsItsPartitions(t *testing.T) {
+	js, l := connect(t)
+	const drain = 5 * ttl / 2
+	slow := &slowConsumer{consumer: &consumer{l: l, id: "a"}, drain: drain}
+	a, err := ownership.New(testenv.Context(t), js, ownership.Config{Replica: "a", Partitions: partitions, TTL: ttl}, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testenv.WaitFor(t, 5*time.Second, func() error {
+		if n := len(slow.list()); n != partitions {
+			return fmt.Errorf("a owns %d of %d partitions", n, partitions)
+		}
+		return nil
+	})
+
+	// b joins: a drains the half it gives, and is stopped in the middle.
+	b := start(t, l, js, "b")
+	testenv.WaitFor(t, 5*time.Second, func() error {
+		if n := len(slow.list()); n == partitions {
+			return fmt.Errorf("a has not begun to give partitions to b")
+		}
+		return nil
+	})
+	time.Sleep(drain / 2)
+	cancel()
+	<-done
+	if n := len(b.cons.list()); n != partitions/2 {
+		t.Fatalf("once a's first drain ended, b owns %d partitions, want %d", n, partitions/2)
+	}
+	began := time.Now()
+	a.Release(context.Background())
+	released := time.Since(began)
+	balanced(t, ttl, b)
+	if released < drain {
+		t.Fatalf("Release returned after %s, before its drain (%s)", released, drain)
+	}
+	t.Logf("drains of %s with a lease TTL of %s: b took over %s after a released", drain, ttl, time.Since(began)-released)
+}

@@ -18,9 +18,13 @@ func (c *Coordinator) step(ctx context.Context) {
 	c.renew(ctx, now) // first: a slow heartbeat must not eat into the leases' margin
 	c.heartbeat(ctx, now)
 	take, give := c.plan(now)
-	c.revokeAll(give)
-	for _, p := range give {
-		c.dropLease(ctx, p)
+	if len(give) > 0 {
+		c.holdWhile(ctx, func() { c.revokeAll(give) })
+		// Drained: delete the leases even if ctx ended meanwhile (a
+		// SIGTERM mid-drain), or the next owners would wait out the TTL.
+		for _, p := range give {
+			c.dropLease(context.WithoutCancel(ctx), p)
+		}
 	}
 	for _, t := range take {
 		c.acquire(ctx, t)
@@ -264,12 +268,39 @@ func (c *Coordinator) dropLease(ctx context.Context, p int) {
 	}
 }
 
-// Release hands every partition over: it drains each one, leaves the live
-// set (the others then plan without it), and deletes its leases, which the
-// new owners see at once. Call it after Run returned.
+// holdWhile runs f (drains) while still heartbeating and renewing the
+// leases held, even after ctx ends, until f returns: a drain can outlast a
+// lease, and no other replica may take a partition whose batch in hand is
+// still being applied, or it would apply that batch a second time.
+func (c *Coordinator) holdWhile(ctx context.Context, f func()) {
+	ctx = context.WithoutCancel(ctx) // every operation has its own deadline
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(c.cfg.Tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				c.renew(ctx, now)
+				c.heartbeat(ctx, now)
+			}
+		}
+	})
+	f()
+	close(done)
+	wg.Wait()
+}
+
+// Release hands every partition over: it drains each one (still holding
+// them meanwhile, see holdWhile), leaves the live set (the others then plan
+// without it), and deletes its leases, which the new owners see at once.
+// Call it after Run returned.
 func (c *Coordinator) Release(ctx context.Context) {
 	owned := c.Owned()
-	c.revokeAll(owned)
+	c.holdWhile(ctx, func() { c.revokeAll(owned) })
 	if err := c.kv.Delete(ctx, "member."+c.cfg.Replica); err != nil {
 		c.log.Warn("could not leave the live set", "err", err)
 	}
