@@ -264,6 +264,8 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	}
 	defer func() { _ = w.Stop() }()
 	go c.watch(w)
+	stop := c.keep(ctx)
+	defer stop()
 	t := time.NewTicker(c.cfg.Tick)
 	defer t.Stop()
 	for {

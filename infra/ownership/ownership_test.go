@@ -254,14 +254,43 @@ func TestBriefBucketOutageKeepsLeases(t *testing.T) {
 	t.Logf("bucket outage of %s; revocations: %d", outage, cons.revokes.Load())
 }
 
-// slowConsumer takes drain to revoke a partition, as a projection runner
-// does while it applies and stores the batch in hand.
+// slowConsumer takes start to begin consuming a partition (subscribing
+// under load) and drain to revoke one, as a projection runner does while
+// it applies and stores the batch in hand.
 type slowConsumer struct {
 	*consumer
-	drain time.Duration
+	start, drain time.Duration
 }
 
+func (c *slowConsumer) Assign(p int) { c.consumer.Assign(p); time.Sleep(c.start) }
 func (c *slowConsumer) Revoke(p int) { time.Sleep(c.drain); c.consumer.Revoke(p) }
+
+// A replica that takes long to start its partitions keeps renewing the
+// leases it already holds meanwhile, so a replica joining then cannot take
+// a partition still consumed (the ledger fails the test if it does).
+func TestSlowStartKeepsTheLeasesHeld(t *testing.T) {
+	js, l := connect(t)
+	slow := &slowConsumer{consumer: &consumer{l: l, id: "a"}, start: ttl / 4}
+	a, err := ownership.New(testenv.Context(t), js, ownership.Config{Replica: "a", Partitions: partitions, TTL: ttl}, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testenv.WaitFor(t, 5*time.Second, func() error {
+		if len(slow.list()) == 0 {
+			return fmt.Errorf("a has not started a partition yet")
+		}
+		return nil
+	})
+	b := start(t, l, js, "b")
+	// a takes every partition it saw free, one every ttl/4, while b takes
+	// the rest and then waits for a's surplus.
+	anode := &node{cons: slow.consumer}
+	balanced(t, partitions*slow.start+5*ttl, anode, b)
+}
 
 // A drain longer than the lease TTL keeps its partitions: the replica
 // heartbeats and renews until the drain returns, even once it was told to

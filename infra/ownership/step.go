@@ -11,15 +11,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// step heartbeats, renews, then takes and releases partitions so that this
-// replica holds exactly the ones the live replicas' assignment gives it.
+// step takes and releases partitions so that this replica holds exactly
+// the ones the live replicas' assignment gives it. Heartbeats and renewals
+// run beside it (see keep): a step may wait long on drains and acquisitions.
 func (c *Coordinator) step(ctx context.Context) {
-	now := time.Now()
-	c.renew(ctx, now) // first: a slow heartbeat must not eat into the leases' margin
-	c.heartbeat(ctx, now)
-	take, give := c.plan(now)
+	take, give := c.plan(time.Now())
 	if len(give) > 0 {
-		c.holdWhile(ctx, func() { c.revokeAll(give) })
+		c.revokeAll(give)
 		// Drained: delete the leases even if ctx ended meanwhile (a
 		// SIGTERM mid-drain), or the next owners would wait out the TTL.
 		for _, p := range give {
@@ -29,6 +27,32 @@ func (c *Coordinator) step(ctx context.Context) {
 	for _, t := range take {
 		c.acquire(ctx, t)
 	}
+}
+
+// keep heartbeats and renews the leases held, every tick, until the
+// returned stop is called, whatever the rest of the coordinator is waiting
+// for: a drain can outlast a lease, and no other replica may take a
+// partition whose batch in hand is still being applied, or it would apply
+// that batch a second time. Each operation has its own deadline, so keep
+// goes on after ctx ends, until stop.
+func (c *Coordinator) keep(ctx context.Context) (stop func()) {
+	ctx = context.WithoutCancel(ctx)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(c.cfg.Tick)
+		defer t.Stop()
+		for now := time.Now(); ; {
+			c.renew(ctx, now) // first: a slow heartbeat must not eat into the leases' margin
+			c.heartbeat(ctx, now)
+			select {
+			case <-done:
+				return
+			case now = <-t.C:
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 func (c *Coordinator) heartbeat(ctx context.Context, now time.Time) {
@@ -84,12 +108,13 @@ func (c *Coordinator) renew(ctx context.Context, now time.Time) {
 	for range held {
 		r := <-results
 		c.mu.Lock()
-		if _, still := c.owned[r.p]; still && r.err == nil {
+		_, still := c.owned[r.p] // a drained partition's lease may be deleted meanwhile
+		if still && r.err == nil {
 			c.owned[r.p], c.renewedAt[r.p] = r.rev, now
 		}
 		age := time.Since(c.renewedAt[r.p])
 		c.mu.Unlock()
-		if r.err == nil || ctx.Err() != nil {
+		if !still || r.err == nil || ctx.Err() != nil {
 			continue
 		}
 		if !errors.Is(r.err, jetstream.ErrKeyExists) && age < margin {
@@ -259,48 +284,34 @@ func (c *Coordinator) dropLease(ctx context.Context, p int) {
 	c.mu.Unlock()
 	octx, cancel := c.opContext(ctx)
 	defer cancel()
-	err := c.kv.Delete(octx, leaseKey(p), jetstream.LastRevision(rev))
-	switch {
-	case errors.Is(err, jetstream.ErrKeyExists):
-		// The revision moved on: the next owner already took the lease.
-	case err != nil:
-		c.log.Warn("lease not released; it will expire", "partition", p, "err", err)
+	for {
+		err := c.kv.Delete(octx, leaseKey(p), jetstream.LastRevision(rev))
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			c.log.Warn("lease not released; it will expire", "partition", p, "err", err)
+			return
+		}
+		// The revision moved on: a renewal sent before p was forgotten
+		// landed, or the next owner already took the lease.
+		e, err := c.kv.Get(octx, leaseKey(p))
+		if err != nil || string(e.Value()) != c.cfg.Replica {
+			return
+		}
+		rev = e.Revision()
 	}
 }
 
-// holdWhile runs f (drains) while still heartbeating and renewing the
-// leases held, even after ctx ends, until f returns: a drain can outlast a
-// lease, and no other replica may take a partition whose batch in hand is
-// still being applied, or it would apply that batch a second time.
-func (c *Coordinator) holdWhile(ctx context.Context, f func()) {
-	ctx = context.WithoutCancel(ctx) // every operation has its own deadline
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(c.cfg.Tick)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				c.renew(ctx, now)
-				c.heartbeat(ctx, now)
-			}
-		}
-	})
-	f()
-	close(done)
-	wg.Wait()
-}
-
 // Release hands every partition over: it drains each one (still holding
-// them meanwhile, see holdWhile), leaves the live set (the others then plan
+// them meanwhile, see keep), leaves the live set (the others then plan
 // without it), and deletes its leases, which the new owners see at once.
 // Call it after Run returned.
 func (c *Coordinator) Release(ctx context.Context) {
 	owned := c.Owned()
-	c.holdWhile(ctx, func() { c.revokeAll(owned) })
+	stop := c.keep(ctx)
+	c.revokeAll(owned)
+	stop()
 	if err := c.kv.Delete(ctx, "member."+c.cfg.Replica); err != nil {
 		c.log.Warn("could not leave the live set", "err", err)
 	}
