@@ -12,6 +12,9 @@ const (
 	// CheckpointsCollection holds one position per projection and
 	// partition, _id "<projection>:<partition>".
 	CheckpointsCollection = "checkpoints"
+	// GenerationsCollection holds one generation record per projection,
+	// _id the projection's name. It has no suffix: it names the suffixes.
+	GenerationsCollection = "generations"
 )
 
 // Field names of the daily_stats and checkpoints documents. The apps

@@ -53,7 +53,7 @@ func Options(cfg config.Config, logger *slog.Logger) fx.Option {
 			l.UseLogLevel(slog.LevelDebug)
 			return l
 		}),
-		fx.Provide(newBus, newDocs, newHot, newService, newRunners, newOwner, newReplica),
+		fx.Provide(newBus, newDocs, newHot, newLive, newService, newRunners, newOwner, newReplica),
 	)
 }
 
@@ -126,16 +126,29 @@ func newBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus, error) 
 		Heads:    evjs.NewHeads(stream, evjs.DefaultTopic, cfg.Partitions)}, nil
 }
 
-func newService(d *Docs, b *Bus) *handlers.Service {
-	return handlers.NewService(d.Store, b.Appender, handlers.Config{Heads: b.Heads})
+// newLive opens every projection's live generation.
+func newLive(cfg config.Config, log *slog.Logger, b *Bus, d *Docs, h *Hot) (*generations, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return newGenerations(ctx, log, d, h, func(ctx context.Context) ([]uint64, error) {
+		return evjs.PartitionHeads(ctx, b.Stream, evjs.DefaultTopic, cfg.Partitions)
+	})
 }
 
-func newRunners(cfg config.Config, log *slog.Logger, b *Bus, d *Docs, h *Hot) (runnerSet, error) {
+func newService(g *generations, b *Bus) *handlers.Service {
+	return handlers.NewService(&g.live, b.Appender, handlers.Config{Heads: b.Heads})
+}
+
+func newRunners(cfg config.Config, log *slog.Logger, b *Bus, g *generations) (runnerSet, error) {
 	newSub := func(start projector.StartAfter, window int) (messageSubscriber, error) {
 		return evjs.NewSubscriber(b.JS, evjs.SubscriberConfig{StartAfter: start, Window: window, Logger: log})
 	}
+	projs, err := g.projectors()
+	if err != nil {
+		return nil, err
+	}
 	var runners runnerSet
-	for _, p := range projectionsOf(d, h) {
+	for _, p := range projs {
 		r, err := projector.New(projector.Config{
 			Topic: evjs.DefaultTopic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch, Logger: log,
 			DeadLetters: b.DeadLetters, MaxAttempts: cfg.MaxAttempts,
@@ -152,7 +165,7 @@ func newRunners(cfg config.Config, log *slog.Logger, b *Bus, d *Docs, h *Hot) (r
 // newOwner runs partition ownership: it starts the runners and takes part in
 // the lease protocol; on stop its partitions are drained and handed over
 // before the runners stop.
-func newOwner(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, runners runnerSet) (*ownership.Coordinator, error) {
+func newOwner(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, g *generations, runners runnerSet) (*ownership.Coordinator, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	owner, err := ownership.New(ctx, b.JS, ownership.Config{
@@ -161,15 +174,23 @@ func newOwner(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, runn
 	if err != nil {
 		return nil, err
 	}
+	followCtx, stopFollowing := context.WithCancel(context.Background())
+	following := make(chan struct{})
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			for _, r := range runners {
 				r.Start(context.Background())
 			}
 			owner.Start()
+			go func() {
+				defer close(following)
+				g.follow(followCtx, runners)
+			}()
 			return nil
 		},
 		OnStop: func(ctx context.Context) error {
+			stopFollowing()
+			<-following
 			owner.Stop(ctx) // already done by the HTTP hook, unless that never started
 			for _, r := range runners {
 				r.Stop()
@@ -204,11 +225,11 @@ func (rs runnerSet) Revoke(p int) {
 	wg.Wait()
 }
 
-func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, svc *handlers.Service, b *Bus, d *Docs, h *Hot, runners runnerSet, owner *ownership.Coordinator) *Replica {
+func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, svc *handlers.Service, b *Bus, d *Docs, h *Hot, g *generations, runners runnerSet, owner *ownership.Coordinator) *Replica {
 	r := &Replica{NATSURL: b.URL, MongoURI: d.URI, Runners: runners, Owner: owner}
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Config{
-			Commands: svc, Docs: d.Store, Hot: h.Store, Logger: log,
+			Commands: svc, Docs: &g.live, Hot: &g.live, Logger: log,
 			DeadLetters: deadLetters{DeadLetters: b.DeadLetters, runners: runners},
 			Status:      func(ctx context.Context) (any, error) { return status(ctx, cfg, b, runners, owner) },
 			Ready:       func(ctx context.Context) error { return ready(ctx, b, d, h) },

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/evflow/evflow/infra/bus"
 	evjs "github.com/evflow/evflow/infra/bus/jetstream"
 
 	"github.com/evflow/evflow/infra/config"
@@ -60,16 +58,9 @@ func status(ctx context.Context, cfg config.Config, b *Bus, runners runnerSet, o
 	if err != nil {
 		return Status{}, fmt.Errorf("stream info: %w", err)
 	}
-	st := Status{Replica: owner.Replica(), Owned: owner.Owned(), Takeovers: owner.Takeovers(), Partitions: cfg.Partitions, StreamMessages: info.State.Msgs, StreamLast: info.State.LastSeq, Heads: make([]uint64, cfg.Partitions)}
-	for p := range st.Heads {
-		m, err := b.Stream.GetLastMsgForSubject(ctx, bus.PartitionTopic(evjs.DefaultTopic, p)+".>")
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-		case err != nil:
-			return Status{}, fmt.Errorf("head of partition %d: %w", p, err)
-		default:
-			st.Heads[p] = m.Sequence
-		}
+	st := Status{Replica: owner.Replica(), Owned: owner.Owned(), Takeovers: owner.Takeovers(), Partitions: cfg.Partitions, StreamMessages: info.State.Msgs, StreamLast: info.State.LastSeq}
+	if st.Heads, err = evjs.PartitionHeads(ctx, b.Stream, evjs.DefaultTopic, cfg.Partitions); err != nil {
+		return Status{}, err
 	}
 	for _, r := range runners {
 		ps := projectionStatus(ctx, r, st.Heads)

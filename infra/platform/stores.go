@@ -16,15 +16,18 @@ import (
 	"github.com/evflow/evflow/infra/ferret"
 	"github.com/evflow/evflow/infra/mongo"
 	"github.com/evflow/evflow/infra/redis"
-	"github.com/evflow/evflow/projections"
 )
 
 type messageSubscriber = message.Subscriber
 
-// Docs is the replica's MongoDB store.
+// Docs is the replica's MongoDB store (of the original generation; see
+// generations for the live ones).
 type Docs struct {
 	Store  *mongo.Store
 	Client *mongodriver.Client
+	DB     *mongodriver.Database
+	// Config is the store configuration, FerretDB's when detected.
+	Config mongo.Config
 	// URI is the connection string in use.
 	URI string
 }
@@ -61,7 +64,7 @@ func newDocs(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Docs, error
 	if err != nil {
 		return nil, err
 	}
-	return &Docs{Store: store, Client: client, URI: uri}, nil
+	return &Docs{Store: store, Client: client, DB: db, Config: mcfg, URI: uri}, nil
 }
 
 // Hot is the replica's Redis store.
@@ -93,8 +96,4 @@ func newHot(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Hot, error) 
 		return nil, err
 	}
 	return &Hot{Store: store, Client: client}, nil
-}
-
-func projectionsOf(d *Docs, h *Hot) []projections.Projector {
-	return []projections.Projector{projections.NewApps(d.Store), projections.NewDailyStats(d.Store), projections.NewRedis(h.Store)}
 }

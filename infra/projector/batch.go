@@ -36,7 +36,7 @@ type batch struct {
 func (r *Runner) loadBlocked(ctx context.Context, p int, drain <-chan struct{}) map[string]bool {
 	backoff := r.cfg.MinBackoff
 	for {
-		blocked, err := r.cfg.DeadLetters.Blocked(ctx, r.proj.Name(), p)
+		blocked, err := r.cfg.DeadLetters.Blocked(ctx, r.name, p)
 		if err == nil && blocked == nil {
 			blocked = map[string]bool{}
 		}
@@ -107,7 +107,7 @@ func (r *Runner) decode(ctx context.Context, b *batch, msgs []*message.Message, 
 func (r *Runner) stillParked(ctx context.Context, b *batch, m *message.Message) bool {
 	backoff := r.cfg.MinBackoff
 	for {
-		parked, err := r.cfg.DeadLetters.Parked(ctx, r.proj.Name(), b.p, m.Metadata.Get(bus.MetaAggregateType), m.Metadata.Get(bus.MetaAggregateID))
+		parked, err := r.cfg.DeadLetters.Parked(ctx, r.name, b.p, m.Metadata.Get(bus.MetaAggregateType), m.Metadata.Get(bus.MetaAggregateID))
 		if err == nil {
 			return parked
 		}
@@ -123,7 +123,7 @@ func (r *Runner) stillParked(ctx context.Context, b *batch, m *message.Message) 
 // when ctx ends or the partition is drained first.
 func (r *Runner) park(ctx context.Context, b *batch, i int, reason string, attempts int) bool {
 	m := b.msgs[i]
-	l := bus.LetterOf(r.proj.Name(), m, reason, attempts)
+	l := bus.LetterOf(r.name, m, reason, attempts)
 	backoff := r.cfg.MinBackoff
 	for {
 		err := r.cfg.DeadLetters.Park(ctx, l)

@@ -43,10 +43,10 @@ type RedriveResult struct {
 // Letters above it (and later ones of their aggregate) wait for the next
 // redrive, as do letters parked while a redrive runs.
 func (r *Runner) Redrive(ctx context.Context, store LetterStore) (RedriveResult, error) {
-	res := RedriveResult{Projection: r.proj.Name()}
-	letters, err := store.List(ctx, r.proj.Name())
+	res := RedriveResult{Projection: r.name}
+	letters, err := store.List(ctx, r.name)
 	if err != nil {
-		return res, fmt.Errorf("redrive %s: %w", r.proj.Name(), err)
+		return res, fmt.Errorf("redrive %s: %w", r.name, err)
 	}
 	// Parking order is not stream order: a batch parks what it cannot
 	// decode before what fails to apply.
@@ -64,8 +64,8 @@ func (r *Runner) Redrive(ctx context.Context, store LetterStore) (RedriveResult,
 		}
 		cp, ok := checkpoints[l.Partition]
 		if !ok {
-			if cp, err = r.proj.Checkpoint(ctx, l.Partition); err != nil {
-				return res, fmt.Errorf("redrive %s: %w", r.proj.Name(), err)
+			if cp, err = r.projector().Checkpoint(ctx, l.Partition); err != nil {
+				return res, fmt.Errorf("redrive %s: %w", r.name, err)
 			}
 			checkpoints[l.Partition] = cp
 		}
@@ -84,7 +84,7 @@ func (r *Runner) Redrive(ctx context.Context, store LetterStore) (RedriveResult,
 			continue
 		}
 		if err := store.Delete(ctx, l.Seq); err != nil {
-			return res, fmt.Errorf("redrive %s: %w", r.proj.Name(), err)
+			return res, fmt.Errorf("redrive %s: %w", r.name, err)
 		}
 		done = l
 		res.Redriven++
@@ -105,5 +105,5 @@ func (r *Runner) applyLetter(ctx context.Context, l bus.Letter) error {
 	}
 	actx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
 	defer cancel()
-	return r.proj.Apply(actx, l.Partition, []projections.Event{{Record: rec, Payload: payload}})
+	return r.projector().Apply(actx, l.Partition, []projections.Event{{Record: rec, Payload: payload}})
 }

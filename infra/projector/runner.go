@@ -114,10 +114,11 @@ func (c *Config) validate() error {
 // partition is consumed by one worker, from the projection's checkpoint, in
 // order; [Runner.Assign] starts it and [Runner.Revoke] drains it.
 //
-// Lock order: Runner.mu only; workers never take it.
+// Lock order: Runner.switching, then Runner.mu; workers take neither.
 type Runner struct {
 	cfg     Config
-	proj    projections.Projector
+	name    string
+	proj    atomic.Pointer[current]
 	sub     message.Subscriber
 	log     *slog.Logger
 	applied atomic.Uint64
@@ -125,10 +126,14 @@ type Runner struct {
 	parked  atomic.Uint64
 	last    []atomic.Uint64
 
-	mu      sync.Mutex
-	ctx     context.Context // set by Start; cancelled by Stop
-	cancel  context.CancelFunc
-	workers map[int]*worker
+	// switching is held for reading by Assign and Revoke, and for
+	// writing by Switch, so that no partition is taken or given while
+	// the projector changes.
+	switching sync.RWMutex
+	mu        sync.Mutex
+	ctx       context.Context // set by Start; cancelled by Stop
+	cancel    context.CancelFunc
+	workers   map[int]*worker
 }
 
 // worker consumes one partition.
@@ -144,20 +149,29 @@ func New(cfg Config, proj projections.Projector, newSub NewSubscriber) (*Runner,
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	sub, err := newSub(proj.Checkpoint, 2*cfg.MaxBatch)
-	if err != nil {
-		return nil, fmt.Errorf("projector %s: %w", proj.Name(), err)
-	}
-	return &Runner{
-		cfg: cfg, proj: proj, sub: sub,
+	r := &Runner{
+		cfg: cfg, name: proj.Name(),
 		log:     cfg.Logger.With("projection", proj.Name()),
 		last:    make([]atomic.Uint64, cfg.Partitions),
 		workers: map[int]*worker{},
-	}, nil
+	}
+	r.proj.Store(&current{proj})
+	sub, err := newSub(r.Checkpoint, 2*cfg.MaxBatch)
+	if err != nil {
+		return nil, fmt.Errorf("projector %s: %w", proj.Name(), err)
+	}
+	r.sub = sub
+	return r, nil
 }
 
+// current boxes the projector a runner applies.
+type current struct{ projections.Projector }
+
+// projector is the projector the runner applies now (see [Runner.Switch]).
+func (r *Runner) projector() projections.Projector { return r.proj.Load().Projector }
+
 // Name is the projection's name.
-func (r *Runner) Name() string { return r.proj.Name() }
+func (r *Runner) Name() string { return r.name }
 
 // Applied is the number of events applied (including idempotent no-ops).
 func (r *Runner) Applied() uint64 { return r.applied.Load() }
@@ -171,7 +185,7 @@ func (r *Runner) Parked() uint64 { return r.parked.Load() }
 
 // Checkpoint is the projection's stored checkpoint of partition.
 func (r *Runner) Checkpoint(ctx context.Context, partition int) (uint64, error) {
-	return r.proj.Checkpoint(ctx, partition)
+	return r.projector().Checkpoint(ctx, partition)
 }
 
 // Position is the last position applied on partition by this runner.
@@ -187,6 +201,12 @@ func (r *Runner) Start(ctx context.Context) {
 
 // Assign starts consuming partition p, unless it already is.
 func (r *Runner) Assign(p int) {
+	r.switching.RLock()
+	defer r.switching.RUnlock()
+	r.assign(p)
+}
+
+func (r *Runner) assign(p int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ctx == nil || r.ctx.Err() != nil || r.workers[p] != nil || p < 0 || p >= r.cfg.Partitions {
@@ -210,6 +230,12 @@ func (r *Runner) Assign(p int) {
 // Revoke stops consuming partition p once the batch in hand is applied
 // and acknowledged (its checkpoint saved), and returns then.
 func (r *Runner) Revoke(p int) {
+	r.switching.RLock()
+	defer r.switching.RUnlock()
+	r.revoke(p)
+}
+
+func (r *Runner) revoke(p int) {
 	r.mu.Lock()
 	w := r.workers[p]
 	delete(r.workers, p)
@@ -220,6 +246,30 @@ func (r *Runner) Revoke(p int) {
 	close(w.drain)
 	<-w.done
 	w.cancel()
+}
+
+// Switch makes the runner apply proj, a projector of the same projection
+// (in another generation of its store), from now on: it drains every
+// partition it consumes, then consumes them again from proj's checkpoints.
+// It returns once they are consuming again.
+func (r *Runner) Switch(proj projections.Projector) error {
+	if proj.Name() != r.name {
+		return fmt.Errorf("projector %s: cannot switch to projection %s", r.name, proj.Name())
+	}
+	r.switching.Lock()
+	defer r.switching.Unlock()
+	owned := r.Owned()
+	var wg sync.WaitGroup
+	for _, p := range owned {
+		wg.Go(func() { r.revoke(p) })
+	}
+	wg.Wait()
+	r.proj.Store(&current{proj})
+	for _, p := range owned {
+		r.last[p].Store(0)
+		r.assign(p)
+	}
+	return nil
 }
 
 // Owned lists the partitions being consumed, in order.
@@ -309,7 +359,7 @@ func (r *Runner) apply(ctx context.Context, p int, evs []projections.Event, drai
 	permanent := 0
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
-		err := r.proj.Apply(actx, p, evs)
+		err := r.projector().Apply(actx, p, evs)
 		cancel()
 		if err == nil {
 			return true, nil

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/evflow/evflow/events"
+	"github.com/evflow/evflow/infra/bus"
 )
 
 // Heads reads the position of an aggregate's last event from the stream
@@ -35,4 +37,71 @@ func (h *Heads) Head(ctx context.Context, aggregateType, id string) (uint64, err
 		return 0, fmt.Errorf("last event of %s: %w", subj, err)
 	}
 	return m.Sequence, nil
+}
+
+// PartitionHeads returns the position of the last event of every partition
+// of topic in stream (0 for an empty partition).
+func PartitionHeads(ctx context.Context, stream jetstream.Stream, topic string, partitions int) ([]uint64, error) {
+	heads := make([]uint64, partitions)
+	for p := range heads {
+		m, err := stream.GetLastMsgForSubject(ctx, bus.PartitionTopic(topic, p)+".>")
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("head of partition %d: %w", p, err)
+		default:
+			heads[p] = m.Sequence
+		}
+	}
+	return heads, nil
+}
+
+// Pending counts the events of partition p of topic after position after.
+func Pending(ctx context.Context, stream jetstream.Stream, topic string, p int, after uint64) (uint64, error) {
+	c, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject: bus.PartitionTopic(topic, p) + ".>",
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: after + 1,
+		AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, InactiveThreshold: 10 * time.Second,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("events of partition %d after %d: %w", p, after, err)
+	}
+	defer func() { _ = stream.DeleteConsumer(context.WithoutCancel(ctx), c.CachedInfo().Name) }()
+	return c.CachedInfo().NumPending, nil
+}
+
+// SeqAt returns the position of the first event of topic stored at or
+// after t, or the position the next event will get when there is none.
+func SeqAt(ctx context.Context, stream jetstream.Stream, topic string, t time.Time) (uint64, error) {
+	c, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject: topic + ".>",
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t,
+		AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, InactiveThreshold: 10 * time.Second,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("first event at %s: %w", t.Format(time.RFC3339Nano), err)
+	}
+	defer func() { _ = stream.DeleteConsumer(context.WithoutCancel(ctx), c.CachedInfo().Name) }()
+	if c.CachedInfo().NumPending == 0 {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("first event at %s: %w", t.Format(time.RFC3339Nano), err)
+		}
+		return info.State.LastSeq + 1, nil
+	}
+	batch, err := c.FetchNoWait(1)
+	if err != nil {
+		return 0, fmt.Errorf("first event at %s: %w", t.Format(time.RFC3339Nano), err)
+	}
+	for m := range batch.Messages() {
+		md, err := m.Metadata()
+		if err != nil {
+			return 0, fmt.Errorf("first event at %s: %w", t.Format(time.RFC3339Nano), err)
+		}
+		return md.Sequence.Stream, nil
+	}
+	if err := batch.Error(); err != nil {
+		return 0, fmt.Errorf("first event at %s: %w", t.Format(time.RFC3339Nano), err)
+	}
+	return 0, fmt.Errorf("first event at %s: none delivered though %d pending", t.Format(time.RFC3339Nano), c.CachedInfo().NumPending)
 }

@@ -1,0 +1,285 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/evflow/evflow/infra/generation"
+	"github.com/evflow/evflow/infra/mongo"
+	"github.com/evflow/evflow/infra/projector"
+	"github.com/evflow/evflow/infra/redis"
+	"github.com/evflow/evflow/projections"
+)
+
+// followEvery is how often a replica reads the generation records.
+const followEvery = time.Second
+
+// generations keeps a replica on each projection's live generation: its
+// runners apply it and its readers read it. A replay swaps a generation in
+// by saving its record; the replica follows within followEvery.
+//
+// The Redis projection rebuilds itself: a Redis that lost its data lost
+// the projection's record with it, and the first replica to notice
+// creates a new generation, which every replica then fills with the
+// partitions it owns. Until it has caught up, reads the Redis projection
+// answers are served from MongoDB where they can be (see liveStores).
+type generations struct {
+	log      *slog.Logger
+	docs     *Docs
+	hot      *Hot
+	heads    func(ctx context.Context) ([]uint64, error)
+	live     liveStores
+	followed []*followed
+	rebuilds atomic.Uint64
+}
+
+// followed is one projection's generation as this replica uses it.
+type followed struct {
+	name  string
+	store generation.Store
+	// auto: a missing record means the store lost its data (Redis).
+	auto bool
+	// open returns the projection over gen and points the readers at it.
+	open   func(gen string) (projections.Projector, error)
+	runner *projector.Runner
+
+	gen   atomic.Value // string: the generation applied now
+	ready atomic.Bool
+}
+
+func (f *followed) generation() string { s, _ := f.gen.Load().(string); return s }
+
+// newGenerations reads every projection's record and opens its live
+// generation (creating the Redis record when it is missing).
+func newGenerations(ctx context.Context, log *slog.Logger, d *Docs, h *Hot, heads func(context.Context) ([]uint64, error)) (*generations, error) {
+	g := &generations{log: log, docs: d, hot: h, heads: heads}
+	mgens, err := mongo.NewGenerations(d.DB, d.Config)
+	if err != nil {
+		return nil, err
+	}
+	openDocs := func(gen string, ptr *atomic.Pointer[mongo.Store]) (*mongo.Store, error) {
+		cfg := d.Config
+		cfg.Suffix = gen
+		s, err := mongo.NewStore(d.DB, cfg)
+		if err == nil {
+			ptr.Store(s)
+		}
+		return s, err
+	}
+	g.followed = []*followed{
+		{name: projections.AppsName, store: mgens, open: func(gen string) (projections.Projector, error) {
+			s, err := openDocs(gen, &g.live.apps)
+			return projections.NewApps(s), err
+		}},
+		{name: projections.DailyStatsName, store: mgens, open: func(gen string) (projections.Projector, error) {
+			s, err := openDocs(gen, &g.live.stats)
+			return projections.NewDailyStats(s), err
+		}},
+		{name: projections.RedisName, store: redis.NewGenerations(h.Client), auto: true, open: func(gen string) (projections.Projector, error) {
+			s, err := redis.New(h.Client, redis.Config{Prefix: redis.PrefixOf(gen)})
+			if err != nil {
+				return nil, err
+			}
+			g.live.hot.Store(s)
+			return projections.NewRedis(s), nil
+		}},
+	}
+	g.live.hotReady = &g.followed[2].ready
+	for _, f := range g.followed {
+		rec, err := g.record(ctx, f, true)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := f.open(rec.Live); err != nil {
+			return nil, err
+		}
+		f.gen.Store(rec.Live)
+		f.ready.Store(rec.Ready)
+	}
+	return g, nil
+}
+
+// projectors returns the live projections, to build the runners with.
+func (g *generations) projectors() ([]projections.Projector, error) {
+	var out []projections.Projector
+	for _, f := range g.followed {
+		p, err := f.open(f.generation())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// follow keeps the runners (given in the order of projectors) on the live
+// generations until ctx ends.
+func (g *generations) follow(ctx context.Context, runners []*projector.Runner) {
+	for i, r := range runners {
+		g.followed[i].runner = r
+	}
+	t := time.NewTicker(followEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, f := range g.followed {
+			if err := g.step(ctx, f); err != nil && ctx.Err() == nil {
+				g.log.Warn("generation not followed", "projection", f.name, "err", err)
+			}
+		}
+	}
+}
+
+// step brings f onto its record's live generation, and marks a rebuilt
+// generation ready once every partition has reached its target.
+func (g *generations) step(ctx context.Context, f *followed) error {
+	ctx, cancel := context.WithTimeout(ctx, followEvery)
+	defer cancel()
+	rec, err := g.record(ctx, f, false)
+	if err != nil {
+		return err
+	}
+	if rec.Live != f.generation() {
+		p, err := f.open(rec.Live)
+		if err != nil {
+			return err
+		}
+		if err := f.runner.Switch(p); err != nil {
+			return err
+		}
+		g.log.Info("switched to a new generation", "projection", f.name, "generation", rec.Live, "previous", f.generation(), "ready", rec.Ready)
+		f.gen.Store(rec.Live)
+	}
+	if !rec.Ready {
+		if rec.Ready, err = g.caughtUp(ctx, f, rec); err != nil {
+			return err
+		}
+	}
+	f.ready.Store(rec.Ready)
+	return nil
+}
+
+// record loads f's record. A missing Redis record means Redis lost its
+// data (or never had any): a new generation is created, to be rebuilt from
+// the stream; a new one, because replicas that have not noticed yet may
+// still write into the old one. At start, the original generation is
+// kept when the stream is empty (a new install) or when Redis has data in
+// it but no record (written before generations existed).
+func (g *generations) record(ctx context.Context, f *followed, starting bool) (generation.Record, error) {
+	rec, found, err := f.store.Load(ctx, f.name)
+	if err != nil || found {
+		return rec, err
+	}
+	if !f.auto {
+		return generation.Record{Live: generation.Original, Ready: true}, nil
+	}
+	heads, err := g.heads(ctx)
+	if err != nil {
+		return rec, fmt.Errorf("generation of %s: %w", f.name, err)
+	}
+	target := map[int]uint64{}
+	for p, h := range heads {
+		if h > 0 {
+			target[p] = h
+		}
+	}
+	if starting {
+		n, err := g.hot.Client.Do(ctx, g.hot.Client.B().Exists().Key(redis.PrefixOf(generation.Original)+":ckpt:"+f.name).Build()).AsInt64()
+		if err != nil {
+			return rec, fmt.Errorf("generation of %s: %w", f.name, err)
+		}
+		if n > 0 || len(target) == 0 {
+			return f.store.Create(ctx, f.name, generation.Record{Live: generation.Original, Ready: true})
+		}
+	}
+	rec, err = f.store.Create(ctx, f.name, generation.Record{Live: generation.New(time.Now()), Target: target})
+	if err != nil {
+		return rec, fmt.Errorf("generation of %s: %w", f.name, err)
+	}
+	if rec.Live != f.generation() && !rec.Ready {
+		g.rebuilds.Add(1)
+		g.log.Warn("projection store lost its data (generation record gone): rebuilding it from the stream; reads answered from MongoDB meanwhile",
+			"projection", f.name, "generation", rec.Live)
+	}
+	return rec, nil
+}
+
+// caughtUp reports whether the rebuilt generation of f reached its target
+// on every partition, and then records it ready and removes the
+// generation f applied before, if any.
+func (g *generations) caughtUp(ctx context.Context, f *followed, rec generation.Record) (bool, error) {
+	p, err := f.open(rec.Live)
+	if err != nil {
+		return false, err
+	}
+	for part, target := range rec.Target {
+		c, err := p.Checkpoint(ctx, part)
+		if err != nil {
+			return false, err
+		}
+		if c < target {
+			return false, nil
+		}
+	}
+	rec.Ready, rec.Target = true, nil
+	if err := f.store.Save(ctx, f.name, rec); err != nil {
+		return false, err
+	}
+	g.log.Info("rebuilt generation caught up; reads served from it again", "projection", f.name, "generation", rec.Live)
+	return true, nil
+}
+
+// liveStores answers reads from the live generations: the apps and daily
+// stats stores, and the Redis store, or MongoDB while the Redis projection
+// is being rebuilt (unique devices are then unknown, -1).
+type liveStores struct {
+	apps, stats atomic.Pointer[mongo.Store]
+	hot         atomic.Pointer[redis.Store]
+	hotReady    *atomic.Bool
+}
+
+// App implements handlers.AppReader and httpapi.Docs.
+func (l *liveStores) App(ctx context.Context, id string) (projections.App, bool, error) {
+	return l.apps.Load().App(ctx, id)
+}
+
+// DailyLaunches implements httpapi.Docs.
+func (l *liveStores) DailyLaunches(ctx context.Context, appID, day string) (int64, error) {
+	return l.stats.Load().DailyLaunches(ctx, appID, day)
+}
+
+// Release implements httpapi.Hot.
+func (l *liveStores) Release(ctx context.Context, appID string) (string, uint64, bool, error) {
+	if l.hotReady.Load() {
+		return l.hot.Load().Release(ctx, appID)
+	}
+	a, found, err := l.App(ctx, appID)
+	if err != nil || !found {
+		return "", 0, false, err
+	}
+	return a.Release, uint64(max(a.Position, 0)), true, nil
+}
+
+// Launches implements httpapi.Hot.
+func (l *liveStores) Launches(ctx context.Context, appID, day string) (int64, int64, error) {
+	if l.hotReady.Load() {
+		return l.hot.Load().Launches(ctx, appID, day)
+	}
+	n, err := l.DailyLaunches(ctx, appID, day)
+	return n, -1, err
+}
+
+// Top implements httpapi.Hot.
+func (l *liveStores) Top(ctx context.Context, day string, n int) ([]projections.AppCount, error) {
+	if l.hotReady.Load() {
+		return l.hot.Load().Top(ctx, day, n)
+	}
+	return l.stats.Load().TopDaily(ctx, day, n)
+}

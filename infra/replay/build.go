@@ -1,0 +1,126 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	evjs "github.com/evflow/evflow/infra/bus/jetstream"
+	"github.com/evflow/evflow/infra/projector"
+	"github.com/evflow/evflow/projections"
+)
+
+// build applies the stream to proj, every partition from its checkpoint
+// but not before floor, until all have caught up with their heads; then
+// it drains the batches in hand and returns the heads caught up with.
+func build(ctx context.Context, cfg Config, proj projections.Projector, floor uint64, began time.Time, sum *Summary) ([]uint64, error) {
+	from, err := checkpoints(ctx, proj, cfg.Partitions)
+	if err != nil {
+		return nil, err
+	}
+	var total uint64
+	for p := range from {
+		from[p] = max(from[p], floor)
+		n, err := evjs.Pending(ctx, cfg.Stream, cfg.Topic, p, from[p])
+		if err != nil {
+			return nil, err
+		}
+		total += n
+	}
+	stored, err := streamMsgs(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	r, err := projector.New(projector.Config{
+		Topic: cfg.Topic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch,
+		DeadLetters: cfg.DeadLetters, Logger: cfg.Logger,
+	}, floored{proj, floor}, func(start projector.StartAfter, window int) (message.Subscriber, error) {
+		return evjs.NewSubscriber(cfg.JS, evjs.SubscriberConfig{StartAfter: start, Window: window, Logger: cfg.Logger})
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.Start(ctx)
+	defer r.Stop()
+	for p := range cfg.Partitions {
+		r.Assign(p)
+	}
+	report := func() {
+		done := r.Applied() + r.Parked() + r.Skipped()
+		sum.Events = done
+		if cfg.Progress != nil {
+			cfg.Progress(Progress{Projection: sum.Projection, Done: done, Total: max(total, done), Elapsed: time.Since(began)})
+		}
+	}
+	defer report()
+
+	tick := time.NewTicker(cfg.ProgressEvery)
+	defer tick.Stop()
+	var heads []uint64
+	var polled time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+		report()
+		if time.Since(polled) < time.Second && !caughtUp(r, from, heads) {
+			continue
+		}
+		// Fresh heads, and a total grown by what was published since.
+		if heads, err = evjs.PartitionHeads(ctx, cfg.Stream, cfg.Topic, cfg.Partitions); err != nil {
+			return nil, err
+		}
+		polled = time.Now()
+		if n, err := streamMsgs(ctx, cfg); err == nil && n > stored {
+			total, stored = total+n-stored, n
+		}
+		if caughtUp(r, from, heads) {
+			break
+		}
+	}
+	var wg sync.WaitGroup
+	for p := range cfg.Partitions {
+		wg.Go(func() { r.Revoke(p) })
+	}
+	wg.Wait()
+	return heads, nil
+}
+
+// caughtUp reports whether every partition has reached its head.
+func caughtUp(r *projector.Runner, from, heads []uint64) bool {
+	if heads == nil {
+		return false
+	}
+	for p, h := range heads {
+		if max(r.Position(p), from[p]) < h {
+			return false
+		}
+	}
+	return true
+}
+
+func streamMsgs(ctx context.Context, cfg Config) (uint64, error) {
+	info, err := cfg.Stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State.Msgs, nil
+}
+
+// floored starts a projection no earlier than after floor: its checkpoint
+// is never below floor.
+type floored struct {
+	projections.Projector
+	floor uint64
+}
+
+func (f floored) Checkpoint(ctx context.Context, partition int) (uint64, error) {
+	c, err := f.Projector.Checkpoint(ctx, partition)
+	return max(c, f.floor), err
+}

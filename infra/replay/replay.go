@@ -1,0 +1,336 @@
+// Package replay rebuilds a projection from the stream into a new
+// generation of its store (see infra/generation), beside the live one, while
+// live processing goes on; once the new generation has caught up with the
+// stream's head and is verified, it is swapped in, and the old one removed.
+//
+// A rebuild applies events with the same runner as live processing
+// (infra/projector), so batching, idempotency and dead letters behave the
+// same, and it stores checkpoints in the new generation as it goes: a
+// replay that was interrupted resumes from them when run again.
+//
+// A replay from the beginning starts from an empty generation. A replay
+// from a later position (a sequence or a time) starts from a copy of the
+// live generation, then applies every event from that position on: the
+// way to bring a projection restored from an older backup up to date.
+// Events the copy already holds are no-ops (every write is conditional on
+// its position); the position must not be later than the backup's.
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	evjs "github.com/evflow/evflow/infra/bus/jetstream"
+	"github.com/evflow/evflow/infra/generation"
+	"github.com/evflow/evflow/infra/projector"
+	"github.com/evflow/evflow/projections"
+)
+
+// DefaultGrace is how long a replay waits, after swapping a generation in,
+// before it removes the old one: replicas follow the swap within a second
+// and finish the batch in hand.
+const DefaultGrace = 5 * time.Second
+
+// From is where a replay starts: the beginning of the stream, a stream
+// sequence, or a time.
+type From struct {
+	Seq  uint64    // first position to apply; 0 with a zero Time: the beginning
+	Time time.Time // first event stored at or after Time
+}
+
+// Beginning reports whether f is the beginning of the stream.
+func (f From) Beginning() bool { return f.Seq <= 1 && f.Time.IsZero() }
+
+// String is f as [ParseFrom] reads it.
+func (f From) String() string {
+	switch {
+	case !f.Time.IsZero():
+		return f.Time.UTC().Format(time.RFC3339Nano)
+	case f.Beginning():
+		return "beginning"
+	default:
+		return strconv.FormatUint(f.Seq, 10)
+	}
+}
+
+// ParseFrom reads "beginning", a stream sequence (≥ 1) or an RFC 3339 time.
+func ParseFrom(s string) (From, error) {
+	if s == "" || s == "beginning" {
+		return From{}, nil
+	}
+	if seq, err := strconv.ParseUint(s, 10, 64); err == nil {
+		if seq == 0 {
+			return From{}, errors.New("a sequence starts at 1")
+		}
+		return From{Seq: seq}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return From{}, fmt.Errorf("%q is neither beginning, a stream sequence nor an RFC 3339 time", s)
+	}
+	return From{Time: t}, nil
+}
+
+// Target is a projection to rebuild.
+type Target struct {
+	// Name is the projection's name.
+	Name string
+	// Store keeps its generations.
+	Store generation.Store
+	// Open returns the projection over generation gen of its store.
+	Open func(gen string) (projections.Projector, error)
+}
+
+// Config configures a replay.
+type Config struct {
+	// Stream is the event stream; Topic and Partitions name its partitions.
+	Stream     jetstream.Stream
+	JS         jetstream.JetStream
+	Topic      string
+	Partitions int
+	// From is where the rebuild starts.
+	From From
+	// MaxBatch bounds the events applied at once; default projector.DefaultMaxBatch.
+	MaxBatch int
+	// DeadLetters parks what cannot be applied, as live processing does.
+	DeadLetters projector.DeadLetterBox
+	// Grace is the wait between the swap and removing the old generation;
+	// default [DefaultGrace].
+	Grace time.Duration
+	// Progress, when set, is called about every ProgressEvery while events
+	// are applied, and once at the end.
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Grace <= 0 {
+		c.Grace = DefaultGrace
+	}
+	if c.ProgressEvery <= 0 {
+		c.ProgressEvery = 200 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Progress is how far a rebuild is.
+type Progress struct {
+	Projection string
+	// Done counts the events applied (or parked); Total is Done plus what
+	// remains, which grows while events are published.
+	Done, Total uint64
+	Elapsed     time.Duration
+}
+
+// Plan is what a replay of a projection does, as far as it is known
+// before it starts.
+type Plan struct {
+	Projection string
+	// Live is the generation in use; Building the one the replay fills.
+	Live, Building string
+	// Resume reports that Building is an interrupted replay's, resumed
+	// from its checkpoints; otherwise it is a new generation.
+	Resume bool
+	// Seed reports that Building starts as a copy of Live.
+	Seed bool
+	From string
+	// Pending counts the events to apply, as of now.
+	Pending uint64
+}
+
+// Summary is what a replay did.
+type Summary struct {
+	Projection string
+	// Generation is the generation swapped in; Previous the one removed.
+	Generation, Previous string
+	// Events counts the events applied (or parked) by this run.
+	Events   uint64
+	Duration time.Duration
+}
+
+// Rate is the summary's events per second.
+func (s Summary) Rate() float64 {
+	if s.Duration <= 0 {
+		return 0
+	}
+	return float64(s.Events) / s.Duration.Seconds()
+}
+
+// Prepare works out the plan of a replay of t without changing anything.
+func Prepare(ctx context.Context, cfg Config, t Target) (Plan, error) {
+	cfg.setDefaults()
+	rec, found, err := t.Store.Load(ctx, t.Name)
+	if err != nil {
+		return Plan{}, fmt.Errorf("replay %s: %w", t.Name, err)
+	}
+	if !found {
+		rec = generation.Record{Live: generation.Original, Ready: true}
+	}
+	plan := Plan{Projection: t.Name, Live: rec.Live, From: cfg.From.String(), Seed: !cfg.From.Beginning()}
+	if rec.Building != "" {
+		if rec.From != plan.From {
+			return plan, fmt.Errorf("replay %s: the replay from %s into generation %s was interrupted; run it again with --from %s to resume it",
+				t.Name, rec.From, rec.Building, rec.From)
+		}
+		plan.Building, plan.Resume = rec.Building, true
+	} else {
+		plan.Building = generation.New(time.Now())
+	}
+	floor, err := startAfter(ctx, cfg)
+	if err != nil {
+		return plan, fmt.Errorf("replay %s: %w", t.Name, err)
+	}
+	var from []uint64
+	if plan.Resume && (!plan.Seed || rec.Seeded) {
+		proj, err := t.Open(plan.Building)
+		if err != nil {
+			return plan, fmt.Errorf("replay %s: %w", t.Name, err)
+		}
+		if from, err = checkpoints(ctx, proj, cfg.Partitions); err != nil {
+			return plan, fmt.Errorf("replay %s: %w", t.Name, err)
+		}
+	}
+	for p := range cfg.Partitions {
+		after := floor
+		if from != nil {
+			after = max(after, from[p])
+		}
+		n, err := evjs.Pending(ctx, cfg.Stream, cfg.Topic, p, after)
+		if err != nil {
+			return plan, fmt.Errorf("replay %s: %w", t.Name, err)
+		}
+		plan.Pending += n
+	}
+	return plan, nil
+}
+
+// Run rebuilds t into a new generation (or resumes an interrupted
+// rebuild), swaps it in once it has caught up with the stream and is
+// verified, then removes the old generation.
+func Run(ctx context.Context, cfg Config, t Target) (Summary, error) {
+	cfg.setDefaults()
+	began := time.Now()
+	sum := Summary{Projection: t.Name}
+	wrap := func(err error) error { return fmt.Errorf("replay %s: %w", t.Name, err) }
+
+	rec, err := t.Store.Create(ctx, t.Name, generation.Record{Live: generation.Original, Ready: true})
+	if err != nil {
+		return sum, wrap(err)
+	}
+	if rec.Building != "" && rec.From != cfg.From.String() {
+		return sum, wrap(fmt.Errorf("the replay from %s into generation %s was interrupted; run it again with --from %s to resume it",
+			rec.From, rec.Building, rec.From))
+	}
+	if rec.Building == "" {
+		rec.Building, rec.From, rec.Seeded = generation.New(time.Now()), cfg.From.String(), false
+		if err := t.Store.Save(ctx, t.Name, rec); err != nil {
+			return sum, wrap(err)
+		}
+		cfg.Logger.Info("replay: building a new generation", "projection", t.Name, "generation", rec.Building, "live", rec.Live, "from", rec.From)
+	} else {
+		cfg.Logger.Info("replay: resuming an interrupted rebuild", "projection", t.Name, "generation", rec.Building, "from", rec.From)
+	}
+	if !cfg.From.Beginning() && !rec.Seeded {
+		if err := t.Store.Copy(ctx, t.Name, rec.Live, rec.Building); err != nil {
+			return sum, wrap(err)
+		}
+		rec.Seeded = true
+		if err := t.Store.Save(ctx, t.Name, rec); err != nil {
+			return sum, wrap(err)
+		}
+	}
+	sum.Generation, sum.Previous = rec.Building, rec.Live
+
+	floor, err := startAfter(ctx, cfg)
+	if err != nil {
+		return sum, wrap(err)
+	}
+	proj, err := t.Open(rec.Building)
+	if err != nil {
+		return sum, wrap(err)
+	}
+	heads, err := build(ctx, cfg, proj, floor, began, &sum)
+	if err != nil {
+		return sum, wrap(err)
+	}
+	if err := verify(ctx, proj, heads, floor); err != nil {
+		return sum, wrap(err)
+	}
+
+	now, found, err := t.Store.Load(ctx, t.Name)
+	if err != nil {
+		return sum, wrap(err)
+	}
+	if !found || now.Building != rec.Building {
+		return sum, wrap(fmt.Errorf("generation %s is no longer the one being built (the store lost or changed its record during the replay); run the replay again", rec.Building))
+	}
+	if err := t.Store.Save(ctx, t.Name, generation.Record{Live: rec.Building, Ready: true}); err != nil {
+		return sum, wrap(err)
+	}
+	cfg.Logger.Info("replay: generation swapped in", "projection", t.Name, "generation", rec.Building, "previous", rec.Live)
+	if rec.Live != rec.Building {
+		select {
+		case <-time.After(cfg.Grace):
+		case <-ctx.Done():
+			return sum, wrap(fmt.Errorf("swapped in, but the old generation %s was not removed: %w", rec.Live, ctx.Err()))
+		}
+		if err := t.Store.Drop(ctx, t.Name, rec.Live); err != nil {
+			return sum, wrap(fmt.Errorf("swapped in, but: %w", err))
+		}
+	}
+	sum.Duration = time.Since(began)
+	return sum, nil
+}
+
+// startAfter is the position after which the rebuild applies events.
+func startAfter(ctx context.Context, cfg Config) (uint64, error) {
+	switch {
+	case !cfg.From.Time.IsZero():
+		seq, err := evjs.SeqAt(ctx, cfg.Stream, cfg.Topic, cfg.From.Time)
+		if err != nil {
+			return 0, err
+		}
+		return seq - 1, nil
+	case cfg.From.Seq > 0:
+		return cfg.From.Seq - 1, nil
+	}
+	return 0, nil
+}
+
+// checkpoints reads every partition's checkpoint of proj.
+func checkpoints(ctx context.Context, proj projections.Projector, partitions int) ([]uint64, error) {
+	out := make([]uint64, partitions)
+	for p := range out {
+		c, err := proj.Checkpoint(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		out[p] = c
+	}
+	return out, nil
+}
+
+// verify checks that every partition's checkpoint reached the head the
+// rebuild caught up with.
+func verify(ctx context.Context, proj projections.Projector, heads []uint64, floor uint64) error {
+	cps, err := checkpoints(ctx, proj, len(heads))
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	for p, h := range heads {
+		if h > floor && cps[p] < h {
+			return fmt.Errorf("verify: partition %d stored up to %d, short of its head %d", p, cps[p], h)
+		}
+	}
+	return nil
+}
