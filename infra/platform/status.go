@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-
 	evjs "github.com/evflow/evflow/infra/bus/jetstream"
 
 	"github.com/evflow/evflow/infra/config"
