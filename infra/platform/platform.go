@@ -231,7 +231,7 @@ func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, svc *handl
 		Handler: httpapi.New(httpapi.Config{
 			Commands: svc, Docs: &g.live, Hot: &g.live, Logger: log,
 			DeadLetters: deadLetters{DeadLetters: b.DeadLetters, runners: runners},
-			Status:      func(ctx context.Context) (any, error) { return status(ctx, cfg, b, runners, owner) },
+			Status:      func(ctx context.Context) (any, error) { return status(ctx, cfg, b, g, runners, owner) },
 			Ready:       func(ctx context.Context) error { return ready(ctx, b, d, h) },
 		}),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -27,11 +27,19 @@ type Status struct {
 	// Heads is the position of the last event of each partition.
 	Heads       []uint64           `json:"heads"`
 	Projections []ProjectionStatus `json:"projections"`
+	// Rebuilds counts the projection rebuilds this replica took part in
+	// because a store lost its data (Redis restarted without persistence).
+	Rebuilds uint64 `json:"rebuilds"`
 }
 
 // ProjectionStatus is one projection's progress on this replica.
 type ProjectionStatus struct {
 	Name string `json:"name"`
+	// Generation is the generation of its store this replica applies
+	// ("" for the original one); Rebuilding reports that it is being
+	// rebuilt from the stream and is not complete yet.
+	Generation string `json:"generation"`
+	Rebuilding bool   `json:"rebuilding,omitempty"`
 	// Applied counts events applied since start (idempotent no-ops included).
 	Applied uint64 `json:"applied"`
 	// Skipped counts undecodable events skipped (none when dead letters
@@ -52,7 +60,7 @@ type ProjectionStatus struct {
 	Error string `json:"error,omitempty"`
 }
 
-func status(ctx context.Context, cfg config.Config, b *Bus, runners runnerSet, owner *ownership.Coordinator) (Status, error) {
+func status(ctx context.Context, cfg config.Config, b *Bus, g *generations, runners runnerSet, owner *ownership.Coordinator) (Status, error) {
 	info, err := b.Stream.Info(ctx)
 	if err != nil {
 		return Status{}, fmt.Errorf("stream info: %w", err)
@@ -61,8 +69,11 @@ func status(ctx context.Context, cfg config.Config, b *Bus, runners runnerSet, o
 	if st.Heads, err = evjs.PartitionHeads(ctx, b.Stream, evjs.DefaultTopic, cfg.Partitions); err != nil {
 		return Status{}, err
 	}
-	for _, r := range runners {
+	st.Rebuilds = g.rebuilds.Load()
+	for i, r := range runners {
 		ps := projectionStatus(ctx, r, st.Heads)
+		f := g.followed[i]
+		ps.Generation, ps.Rebuilding = f.generation(), !f.ready.Load()
 		if ps.DeadLetters, err = b.DeadLetters.Count(ctx, r.Name()); err != nil {
 			return Status{}, fmt.Errorf("dead letters: %w", err)
 		}

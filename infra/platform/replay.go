@@ -1,0 +1,150 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	evjs "github.com/evflow/evflow/infra/bus/jetstream"
+	"github.com/evflow/evflow/infra/config"
+	"github.com/evflow/evflow/infra/mongo"
+	"github.com/evflow/evflow/infra/redis"
+	"github.com/evflow/evflow/infra/replay"
+	"github.com/evflow/evflow/projections"
+)
+
+// Projections names every projection, in the order they are replayed.
+var Projections = []string{projections.AppsName, projections.DailyStatsName, projections.RedisName}
+
+// ReplayOptions says what to replay and how.
+type ReplayOptions struct {
+	// Projections to rebuild, one after the other (see [Projections]).
+	Projections []string
+	From        replay.From
+	// DryRun only works out the plans.
+	DryRun bool
+	// Grace: see replay.Config.
+	Grace time.Duration
+	// Progress and ProgressEvery: see replay.Config.
+	Progress      func(replay.Progress)
+	ProgressEvery time.Duration
+}
+
+// Replay rebuilds projections of the replicas that cfg's --nats-url,
+// --mongo-uri and --redis-addr point at, while they run. It returns the
+// plans, and with DryRun false the summaries of the replays done.
+func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts ReplayOptions) ([]replay.Plan, []replay.Summary, error) {
+	var errs []error
+	for _, p := range opts.Projections {
+		if !slices.Contains(Projections, p) {
+			errs = append(errs, fmt.Errorf("--projection %q: not one of %v", p, Projections))
+		}
+	}
+	if cfg.NATSURL == "" {
+		errs = append(errs, errors.New("--nats-url is required: replay reads the stream of running replicas"))
+	}
+	if cfg.MongoURI == "" {
+		errs = append(errs, errors.New("--mongo-uri is required: the MongoDB the replicas use"))
+	}
+	if cfg.RedisAddr == "" {
+		errs = append(errs, errors.New("--redis-addr is required: the Redis the replicas use"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, UsageError{err}
+	}
+
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("evflow-replay"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(cfg.NATSURL), err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	stream, err := js.Stream(ctx, evjs.DefaultStream)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stream %s: %w", evjs.DefaultStream, err)
+	}
+	dl, err := evjs.EnsureDeadLetters(ctx, js, cfg.Replicas())
+	if err != nil {
+		return nil, nil, err
+	}
+	client, db, err := mongo.Connect(ctx, cfg.MongoURI, cfg.MongoDB)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--mongo-uri: %w", err)
+	}
+	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
+	mcfg := mongo.Config{MaxBulk: cfg.MongoMaxBulk}
+	if ferret, err := mongo.IsFerretDB(ctx, db); err != nil {
+		return nil, nil, fmt.Errorf("--mongo-uri: %w", err)
+	} else if ferret {
+		mcfg = mongo.FerretConfig(mcfg)
+	}
+	mgens, err := mongo.NewGenerations(db, mcfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, err := redis.Connect(ctx, redis.ClientConfig{Addr: cfg.RedisAddr})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--redis-addr %s: %w", cfg.RedisAddr, err)
+	}
+	defer rc.Close()
+
+	docs := func(gen string) (*mongo.Store, error) {
+		c := mcfg
+		c.Suffix = gen
+		return mongo.NewStore(db, c)
+	}
+	targets := map[string]replay.Target{
+		projections.AppsName: {Name: projections.AppsName, Store: mgens, Open: func(gen string) (projections.Projector, error) {
+			s, err := docs(gen)
+			return projections.NewApps(s), err
+		}},
+		projections.DailyStatsName: {Name: projections.DailyStatsName, Store: mgens, Open: func(gen string) (projections.Projector, error) {
+			s, err := docs(gen)
+			return projections.NewDailyStats(s), err
+		}},
+		projections.RedisName: {Name: projections.RedisName, Store: redis.NewGenerations(rc), Open: func(gen string) (projections.Projector, error) {
+			s, err := redis.New(rc, redis.Config{Prefix: redis.PrefixOf(gen)})
+			return projections.NewRedis(s), err
+		}},
+	}
+	rcfg := replay.Config{
+		Stream: stream, JS: js, Topic: evjs.DefaultTopic, Partitions: cfg.Partitions, From: opts.From,
+		MaxBatch: cfg.MaxBatch, DeadLetters: dl, Grace: opts.Grace,
+		Progress: opts.Progress, ProgressEvery: opts.ProgressEvery, Logger: log,
+	}
+	var plans []replay.Plan
+	for _, name := range opts.Projections {
+		plan, err := replay.Prepare(ctx, rcfg, targets[name])
+		if err != nil {
+			return plans, nil, err
+		}
+		plans = append(plans, plan)
+	}
+	if opts.DryRun {
+		return plans, nil, nil
+	}
+	var sums []replay.Summary
+	for _, name := range opts.Projections {
+		sum, err := replay.Run(ctx, rcfg, targets[name])
+		if err != nil {
+			return plans, sums, err
+		}
+		sums = append(sums, sum)
+	}
+	return plans, sums, nil
+}
+
+// UsageError is a bad flag: the CLI exits with code 2.
+type UsageError struct{ error }
+
+// Unwrap returns the error.
+func (e UsageError) Unwrap() error { return e.error }
