@@ -4,6 +4,7 @@
 //	evflow status    print a replica's projection progress
 //	evflow publish   send commands or launches
 //	evflow dlq       list, show, redrive and purge dead letters
+//	evflow replay    rebuild projections from the stream, while replicas run
 //	evflow version   print the version
 package main
 
@@ -30,6 +31,8 @@ Usage:
   evflow publish [flags]  send a command or launches to a replica
   evflow dlq list|show|redrive|purge [flags]
                           dead letters: events a projection could not apply
+  evflow replay --projection NAME|--all [--from beginning|SEQ|TIME] [--dry-run] [flags]
+                          rebuild projections from the stream, while replicas run
 
 Run "evflow <command> -h" for a command's flags.
 `
@@ -53,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = publish(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		err = dlq(ctx, args[1:], stdout, stderr)
+	case "replay":
+		err = replayCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
