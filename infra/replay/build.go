@@ -13,6 +13,9 @@ import (
 	"github.com/evflow/evflow/projections"
 )
 
+// checkEvery is how often a rebuild checks whether it caught up.
+const checkEvery = 25 * time.Millisecond
+
 // build applies the stream to proj, every partition from its checkpoint
 // but not before floor, until all have caught up with their heads; then
 // it drains the batches in hand and returns the heads caught up with.
@@ -58,17 +61,20 @@ func build(ctx context.Context, cfg Config, proj projections.Projector, floor ui
 	}
 	defer report()
 
-	tick := time.NewTicker(cfg.ProgressEvery)
+	tick := time.NewTicker(checkEvery)
 	defer tick.Stop()
 	var heads []uint64
-	var polled time.Time
+	var polled, reported time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-tick.C:
 		}
-		report()
+		if time.Since(reported) >= cfg.ProgressEvery {
+			report()
+			reported = time.Now()
+		}
 		if time.Since(polled) < time.Second && !caughtUp(r, from, heads) {
 			continue
 		}
