@@ -84,7 +84,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	p.finish()
 	if *dryRun {
 		for _, pl := range plans {
-			verb := "build new generation " + pl.Building
+			verb := "build a new generation"
 			if pl.Resume {
 				verb = "resume generation " + pl.Building
 			}

@@ -16,6 +16,7 @@ import (
 	"context"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +36,9 @@ type Record struct {
 	// Target, while Live is not Ready, is the stream position each
 	// partition must reach in Live for it to be complete.
 	Target map[int]uint64
+	// Previous, while Live is not Ready, is the generation Live replaced,
+	// to be removed once Live is ready.
+	Previous string
 	// Building is the generation a replay is building, Original for none.
 	Building string
 	// From is that replay's starting point, as the operator gave it
@@ -48,7 +52,7 @@ type Record struct {
 // Store keeps the records of projections and their generations' data.
 //
 // The records of one store are changed by replays (one per projection at a
-// time) and by replicas creating a missing one; Create is atomic.
+// time) and by replicas; Create and Update are atomic.
 type Store interface {
 	// Load returns the record of projection, and false when there is none.
 	Load(ctx context.Context, projection string) (Record, bool, error)
@@ -57,6 +61,11 @@ type Store interface {
 	Create(ctx context.Context, projection string, rec Record) (Record, error)
 	// Save stores rec as projection's record.
 	Save(ctx context.Context, projection string, rec Record) error
+	// Update stores rec as projection's record if the record stored has
+	// old's Live, Ready and Building, and reports whether it did: the
+	// compare-and-set with which replays and replicas change a record
+	// without losing each other's changes.
+	Update(ctx context.Context, projection string, old, rec Record) (bool, error)
 	// Copy replaces the data of projection in generation to with a copy of
 	// its data in generation from; checkpoints are not copied.
 	Copy(ctx context.Context, projection, from, to string) error
@@ -65,11 +74,40 @@ type Store interface {
 }
 
 // namePattern is what a generation name looks like: Original, or "_g"
-// and a base-36 time in milliseconds.
+// and a base-36 time in nanoseconds.
 var namePattern = regexp.MustCompile(`^(_g[0-9a-z]{1,13})?$`)
 
-// New returns a fresh generation name for now.
-func New(now time.Time) string { return "_g" + strconv.FormatInt(now.UnixMilli(), 36) }
+// last is the time of the last name New returned in this process.
+var last atomic.Int64
+
+// New returns a fresh generation name for now: two calls in one process
+// never return the same name, even within one clock tick.
+func New(now time.Time) string {
+	n := now.UnixNano()
+	for {
+		prev := last.Load()
+		if n <= prev {
+			n = prev + 1
+		}
+		if last.CompareAndSwap(prev, n) {
+			return "_g" + strconv.FormatInt(n, 36)
+		}
+	}
+}
 
 // Valid reports whether name is a generation name.
 func Valid(name string) bool { return namePattern.MatchString(name) }
+
+// Lost is the record with which a store that lost its data (and its
+// record) is rebuilt: a new generation, not ready until every partition
+// reached its head at the time of the loss. previous is the generation
+// the caller applied before, if it knows it.
+func Lost(now time.Time, heads []uint64, previous string) Record {
+	target := map[int]uint64{}
+	for p, h := range heads {
+		if h > 0 {
+			target[p] = h
+		}
+	}
+	return Record{Live: New(now), Target: target, Previous: previous}
+}

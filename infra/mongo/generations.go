@@ -61,6 +61,7 @@ type recordDoc struct {
 	Building string      `bson:"building"`
 	From     string      `bson:"from"`
 	Seeded   bool        `bson:"seeded"`
+	Previous string      `bson:"previous"`
 }
 
 // targetDoc is one partition's target position, an element of
@@ -73,9 +74,9 @@ type targetDoc struct {
 // toDoc returns the document of projection's record rec, its target sorted
 // by partition.
 func toDoc(projection string, rec generation.Record) (recordDoc, error) {
-	d := recordDoc{ID: projection, Live: rec.Live, Ready: rec.Ready, Building: rec.Building, From: rec.From, Seeded: rec.Seeded}
-	if !generation.Valid(rec.Live) || !generation.Valid(rec.Building) {
-		return d, fmt.Errorf("invalid generation in record (live %q, building %q)", rec.Live, rec.Building)
+	d := recordDoc{ID: projection, Live: rec.Live, Ready: rec.Ready, Building: rec.Building, From: rec.From, Seeded: rec.Seeded, Previous: rec.Previous}
+	if !generation.Valid(rec.Live) || !generation.Valid(rec.Building) || !generation.Valid(rec.Previous) {
+		return d, fmt.Errorf("invalid generation in record (live %q, building %q, previous %q)", rec.Live, rec.Building, rec.Previous)
 	}
 	d.Target = []targetDoc{}
 	for partition, pos := range rec.Target {
@@ -91,7 +92,7 @@ func toDoc(projection string, rec generation.Record) (recordDoc, error) {
 
 // record returns the record d holds; an empty target is nil.
 func (d recordDoc) record() (generation.Record, error) {
-	rec := generation.Record{Live: d.Live, Ready: d.Ready, Building: d.Building, From: d.From, Seeded: d.Seeded}
+	rec := generation.Record{Live: d.Live, Ready: d.Ready, Building: d.Building, From: d.From, Seeded: d.Seeded, Previous: d.Previous}
 	for _, t := range d.Target {
 		if t.Pos < 0 {
 			return generation.Record{}, fmt.Errorf("target of partition %d: negative position %d", t.Partition, t.Pos)
@@ -156,6 +157,21 @@ func (g *Generations) Save(ctx context.Context, projection string, rec generatio
 		return fmt.Errorf("mongo generations: save %s: %w", projection, err)
 	}
 	return nil
+}
+
+// Update implements [generation.Store]: one replace filtered on the
+// stored record's live, ready and building fields.
+func (g *Generations) Update(ctx context.Context, projection string, old, rec generation.Record) (bool, error) {
+	d, err := toDoc(projection, rec)
+	if err != nil {
+		return false, fmt.Errorf("mongo generations: update %s: %w", projection, err)
+	}
+	filter := bson.D{{Key: fieldID, Value: projection}, {Key: "live", Value: old.Live}, {Key: "ready", Value: old.Ready}, {Key: "building", Value: old.Building}}
+	res, err := g.records.ReplaceOne(ctx, filter, d)
+	if err != nil {
+		return false, fmt.Errorf("mongo generations: update %s: %w", projection, err)
+	}
+	return res.MatchedCount == 1, nil
 }
 
 // dataCollection is the collection that holds projection's documents

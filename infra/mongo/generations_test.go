@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/evflow/evflow/infra/generation"
+	"github.com/evflow/evflow/infra/generation/storetest"
 	evmongo "github.com/evflow/evflow/infra/mongo"
 	"github.com/evflow/evflow/projections"
 )
@@ -316,4 +317,9 @@ func testTopDaily(t *testing.T, mode evmongo.Config) {
 	if _, err := s.TopDaily(ctx, day, -1); err == nil {
 		t.Error("TopDaily(-1) succeeded")
 	}
+}
+
+func TestGenerationRecordsContract(t *testing.T) {
+	e := startEnv(t)
+	storetest.Records(t, ctx(t), generations(t, e.freshDB(t)), "apps")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,7 @@ type generations struct {
 	live     liveStores
 	followed []*followed
 	rebuilds atomic.Uint64
+	ctx      context.Context // follow's: outlives a step
 }
 
 // followed is one projection's generation as this replica uses it.
@@ -42,9 +44,11 @@ type followed struct {
 	store generation.Store
 	// auto: a missing record means the store lost its data (Redis).
 	auto bool
-	// open returns the projection over gen and points the readers at it.
-	open   func(gen string) (projections.Projector, error)
-	runner *projector.Runner
+	// open returns the projection over gen.
+	open func(gen string) (projections.Projector, error)
+	// publish points the readers at gen, complete or not (ready).
+	publish func(gen string, ready bool) error
+	runner  *projector.Runner
 
 	gen   atomic.Value // string: the generation applied now
 	ready atomic.Bool
@@ -60,44 +64,58 @@ func newGenerations(ctx context.Context, log *slog.Logger, d *Docs, h *Hot, head
 	if err != nil {
 		return nil, err
 	}
-	openDocs := func(gen string, ptr *atomic.Pointer[mongo.Store]) (*mongo.Store, error) {
+	docs := func(gen string) (*mongo.Store, error) {
 		cfg := d.Config
 		cfg.Suffix = gen
-		s, err := mongo.NewStore(d.DB, cfg)
-		if err == nil {
-			ptr.Store(s)
+		return mongo.NewStore(d.DB, cfg)
+	}
+	publishDocs := func(ptr *atomic.Pointer[mongo.Store]) func(string, bool) error {
+		return func(gen string, _ bool) error {
+			s, err := docs(gen)
+			if err == nil {
+				ptr.Store(s)
+			}
+			return err
 		}
-		return s, err
+	}
+	hot := func(gen string) (*redis.Store, error) {
+		return redis.New(h.Client, redis.Config{Prefix: redis.PrefixOf(gen)})
 	}
 	g.followed = []*followed{
-		{name: projections.AppsName, store: mgens, open: func(gen string) (projections.Projector, error) {
-			s, err := openDocs(gen, &g.live.apps)
+		{name: projections.AppsName, store: mgens, publish: publishDocs(&g.live.apps), open: func(gen string) (projections.Projector, error) {
+			s, err := docs(gen)
 			return projections.NewApps(s), err
 		}},
-		{name: projections.DailyStatsName, store: mgens, open: func(gen string) (projections.Projector, error) {
-			s, err := openDocs(gen, &g.live.stats)
+		{name: projections.DailyStatsName, store: mgens, publish: publishDocs(&g.live.stats), open: func(gen string) (projections.Projector, error) {
+			s, err := docs(gen)
 			return projections.NewDailyStats(s), err
 		}},
-		{name: projections.RedisName, store: redis.NewGenerations(h.Client), auto: true, open: func(gen string) (projections.Projector, error) {
-			s, err := redis.New(h.Client, redis.Config{Prefix: redis.PrefixOf(gen)})
-			if err != nil {
-				return nil, err
-			}
-			g.live.hot.Store(s)
-			return projections.NewRedis(s), nil
-		}},
+		{name: projections.RedisName, store: redis.NewGenerations(h.Client), auto: true,
+			open: func(gen string) (projections.Projector, error) {
+				s, err := hot(gen)
+				return projections.NewRedis(s), err
+			},
+			publish: func(gen string, ready bool) error {
+				s, err := hot(gen)
+				if err == nil {
+					g.live.hot.Store(&hotView{store: s, ready: ready})
+				}
+				return err
+			}},
 	}
-	g.live.hotReady = &g.followed[2].ready
 	for _, f := range g.followed {
 		rec, err := g.record(ctx, f, true)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := f.open(rec.Live); err != nil {
+		if err := f.publish(rec.Live, rec.Ready); err != nil {
 			return nil, err
 		}
 		f.gen.Store(rec.Live)
 		f.ready.Store(rec.Ready)
+		if !rec.Ready {
+			g.rebuilding(f, rec.Live)
+		}
 	}
 	return g, nil
 }
@@ -118,6 +136,7 @@ func (g *generations) projectors() ([]projections.Projector, error) {
 // follow keeps the runners (given in the order of projectors) on the live
 // generations until ctx ends.
 func (g *generations) follow(ctx context.Context, runners []*projector.Runner) {
+	g.ctx = ctx
 	for i, r := range runners {
 		g.followed[i].runner = r
 	}
@@ -151,18 +170,33 @@ func (g *generations) step(ctx context.Context, f *followed) error {
 		if err != nil {
 			return err
 		}
+		// Readers first: to the new generation, or elsewhere while it is
+		// not complete; then the runner.
+		if err := f.publish(rec.Live, rec.Ready); err != nil {
+			return err
+		}
+		f.ready.Store(rec.Ready)
+		if !rec.Ready {
+			g.rebuilding(f, rec.Live)
+		}
 		if err := f.runner.Switch(p); err != nil {
 			return err
 		}
 		g.log.Info("switched to a new generation", "projection", f.name, "generation", rec.Live, "previous", f.generation(), "ready", rec.Ready)
 		f.gen.Store(rec.Live)
 	}
-	if !rec.Ready {
-		if rec.Ready, err = g.caughtUp(ctx, f, rec); err != nil {
+	ready := rec.Ready
+	if !ready {
+		if ready, err = g.caughtUp(ctx, f, rec); err != nil {
 			return err
 		}
 	}
-	f.ready.Store(rec.Ready)
+	if ready != f.ready.Load() {
+		if err := f.publish(rec.Live, ready); err != nil {
+			return err
+		}
+		f.ready.Store(ready)
+	}
 	return nil
 }
 
@@ -184,36 +218,39 @@ func (g *generations) record(ctx context.Context, f *followed, starting bool) (g
 	if err != nil {
 		return rec, fmt.Errorf("generation of %s: %w", f.name, err)
 	}
-	target := map[int]uint64{}
-	for p, h := range heads {
-		if h > 0 {
-			target[p] = h
-		}
-	}
 	if starting {
 		n, err := g.hot.Client.Do(ctx, g.hot.Client.B().Exists().Key(redis.PrefixOf(generation.Original)+":ckpt:"+f.name).Build()).AsInt64()
 		if err != nil {
 			return rec, fmt.Errorf("generation of %s: %w", f.name, err)
 		}
-		if n > 0 || len(target) == 0 {
+		if n > 0 || slices.Max(append(heads, 0)) == 0 {
 			return f.store.Create(ctx, f.name, generation.Record{Live: generation.Original, Ready: true})
 		}
 	}
-	rec, err = f.store.Create(ctx, f.name, generation.Record{Live: generation.New(time.Now()), Target: target})
+	rec, err = f.store.Create(ctx, f.name, generation.Lost(time.Now(), heads, f.generation()))
 	if err != nil {
 		return rec, fmt.Errorf("generation of %s: %w", f.name, err)
-	}
-	if rec.Live != f.generation() && !rec.Ready {
-		g.rebuilds.Add(1)
-		g.log.Warn("projection store lost its data (generation record gone): rebuilding it from the stream; reads answered from MongoDB meanwhile",
-			"projection", f.name, "generation", rec.Live)
 	}
 	return rec, nil
 }
 
+// rebuilding counts and logs this replica taking part in rebuilding f in
+// generation gen.
+func (g *generations) rebuilding(f *followed, gen string) {
+	g.rebuilds.Add(1)
+	g.log.Warn("projection store lost its data (generation record gone): rebuilding it from the stream; reads answered from MongoDB meanwhile",
+		"projection", f.name, "generation", gen)
+}
+
+// dropAfter is how long after a rebuilt generation is ready the one it
+// replaced is removed: every replica has followed the record by then, and
+// finished the batch in hand.
+const dropAfter = 5 * followEvery
+
 // caughtUp reports whether the rebuilt generation of f reached its target
-// on every partition, and then records it ready and removes the
-// generation f applied before, if any.
+// on every partition. The replica that then records it ready (a
+// compare-and-set: a replay may be changing the record) removes, a little
+// later, the generation it replaced.
 func (g *generations) caughtUp(ctx context.Context, f *followed, rec generation.Record) (bool, error) {
 	p, err := f.open(rec.Live)
 	if err != nil {
@@ -228,11 +265,25 @@ func (g *generations) caughtUp(ctx context.Context, f *followed, rec generation.
 			return false, nil
 		}
 	}
-	rec.Ready, rec.Target = true, nil
-	if err := f.store.Save(ctx, f.name, rec); err != nil {
-		return false, err
+	next := rec
+	next.Ready, next.Target, next.Previous = true, nil, generation.Original
+	ok, err := f.store.Update(ctx, f.name, rec, next)
+	if err != nil || !ok {
+		return false, err // changed meanwhile: judged again at the next step
 	}
 	g.log.Info("rebuilt generation caught up; reads served from it again", "projection", f.name, "generation", rec.Live)
+	if prev := rec.Previous; prev != rec.Live {
+		go func() {
+			select {
+			case <-time.After(dropAfter):
+			case <-g.ctx.Done():
+				return
+			}
+			if err := f.store.Drop(g.ctx, f.name, prev); err != nil {
+				g.log.Warn("replaced generation not removed", "projection", f.name, "generation", prev, "err", err)
+			}
+		}()
+	}
 	return true, nil
 }
 
@@ -241,8 +292,13 @@ func (g *generations) caughtUp(ctx context.Context, f *followed, rec generation.
 // is being rebuilt (unique devices are then unknown, -1).
 type liveStores struct {
 	apps, stats atomic.Pointer[mongo.Store]
-	hot         atomic.Pointer[redis.Store]
-	hotReady    *atomic.Bool
+	hot         atomic.Pointer[hotView]
+}
+
+// hotView is the Redis store readers use, and whether it is complete.
+type hotView struct {
+	store *redis.Store
+	ready bool
 }
 
 // App implements handlers.AppReader and httpapi.Docs.
@@ -255,10 +311,11 @@ func (l *liveStores) DailyLaunches(ctx context.Context, appID, day string) (int6
 	return l.stats.Load().DailyLaunches(ctx, appID, day)
 }
 
-// Release implements httpapi.Hot.
+// Release implements httpapi.Hot. While Redis is rebuilt, the position
+// is that of the app's last event, not of its release.
 func (l *liveStores) Release(ctx context.Context, appID string) (string, uint64, bool, error) {
-	if l.hotReady.Load() {
-		return l.hot.Load().Release(ctx, appID)
+	if h := l.hot.Load(); h.ready {
+		return h.store.Release(ctx, appID)
 	}
 	a, found, err := l.App(ctx, appID)
 	if err != nil || !found {
@@ -269,8 +326,8 @@ func (l *liveStores) Release(ctx context.Context, appID string) (string, uint64,
 
 // Launches implements httpapi.Hot.
 func (l *liveStores) Launches(ctx context.Context, appID, day string) (int64, int64, error) {
-	if l.hotReady.Load() {
-		return l.hot.Load().Launches(ctx, appID, day)
+	if h := l.hot.Load(); h.ready {
+		return h.store.Launches(ctx, appID, day)
 	}
 	n, err := l.DailyLaunches(ctx, appID, day)
 	return n, -1, err
@@ -278,8 +335,8 @@ func (l *liveStores) Launches(ctx context.Context, appID, day string) (int64, in
 
 // Top implements httpapi.Hot.
 func (l *liveStores) Top(ctx context.Context, day string, n int) ([]projections.AppCount, error) {
-	if l.hotReady.Load() {
-		return l.hot.Load().Top(ctx, day, n)
+	if h := l.hot.Load(); h.ready {
+		return h.store.Top(ctx, day, n)
 	}
 	return l.stats.Load().TopDaily(ctx, day, n)
 }

@@ -111,7 +111,7 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 			s, err := docs(gen)
 			return projections.NewDailyStats(s), err
 		}},
-		projections.RedisName: {Name: projections.RedisName, Store: redis.NewGenerations(rc), Open: func(gen string) (projections.Projector, error) {
+		projections.RedisName: {Name: projections.RedisName, Store: redis.NewGenerations(rc), Volatile: true, Open: func(gen string) (projections.Projector, error) {
 			s, err := redis.New(rc, redis.Config{Prefix: redis.PrefixOf(gen)})
 			return projections.NewRedis(s), err
 		}},

@@ -39,6 +39,7 @@ const (
 	recordBuilding = "building"
 	recordFrom     = "from"
 	recordSeeded   = "seeded" // "1" or "0"
+	recordPrevious = "previous"
 )
 
 // createRecordLua stores a record unless there is one, and returns the
@@ -58,9 +59,23 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 `
 
+// updateRecordLua replaces a record if its live, ready and building fields
+// are ARGV[1..3]; it returns 1 if it did, 0 if not. KEYS[1] record hash;
+// ARGV[4..] the new record's field/value pairs.
+const updateRecordLua = `
+local cur = redis.call('HMGET', KEYS[1], 'live', 'ready', 'building')
+if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] or cur[3] ~= ARGV[3] then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+return 1
+`
+
 var (
 	scriptCreateRecord = newScript("create record", createRecordLua)
 	scriptSaveRecord   = newScript("save record", saveRecordLua)
+	scriptUpdateRecord = newScript("update record", updateRecordLua)
 )
 
 // scanCount is the COUNT of each SCAN, and so about the number of keys
@@ -137,6 +152,20 @@ func (g *Generations) Save(ctx context.Context, projection string, rec generatio
 		return fmt.Errorf("redis generations: save record of %s: %w", projection, err)
 	}
 	return nil
+}
+
+// Update implements [generation.Store] in one script.
+func (g *Generations) Update(ctx context.Context, projection string, old, rec generation.Record) (bool, error) {
+	fields, err := encodeRecord(rec)
+	if err != nil {
+		return false, fmt.Errorf("redis generations: update record of %s: %w", projection, err)
+	}
+	args := append([]string{old.Live, flag(old.Ready), old.Building}, fields...)
+	n, err := g.scripts.exec(ctx, []call{{script: scriptUpdateRecord, keys: []string{recordKey(projection)}, args: args}})[0].AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("redis generations: update record of %s: %w", projection, err)
+	}
+	return n == 1, nil
 }
 
 // Copy implements [generation.Store]. It removes every key of generation
@@ -255,7 +284,7 @@ func validNames(gens ...string) error {
 
 // encodeRecord returns the field/value pairs of rec's hash.
 func encodeRecord(rec generation.Record) ([]string, error) {
-	if err := validNames(rec.Live, rec.Building); err != nil {
+	if err := validNames(rec.Live, rec.Building, rec.Previous); err != nil {
 		return nil, err
 	}
 	fields := []string{
@@ -264,6 +293,7 @@ func encodeRecord(rec generation.Record) ([]string, error) {
 		recordBuilding, rec.Building,
 		recordFrom, rec.From,
 		recordSeeded, flag(rec.Seeded),
+		recordPrevious, rec.Previous,
 	}
 	if len(rec.Target) > 0 {
 		target, err := json.Marshal(rec.Target)
@@ -277,8 +307,8 @@ func encodeRecord(rec generation.Record) ([]string, error) {
 
 // decodeRecord returns the record of a record hash's fields.
 func decodeRecord(m map[string]string) (generation.Record, error) {
-	rec := generation.Record{Live: m[recordLive], Building: m[recordBuilding], From: m[recordFrom]}
-	if err := validNames(rec.Live, rec.Building); err != nil {
+	rec := generation.Record{Live: m[recordLive], Building: m[recordBuilding], From: m[recordFrom], Previous: m[recordPrevious]}
+	if err := validNames(rec.Live, rec.Building, rec.Previous); err != nil {
 		return generation.Record{}, err
 	}
 	var err error

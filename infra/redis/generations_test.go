@@ -12,6 +12,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/evflow/evflow/infra/generation"
+	"github.com/evflow/evflow/infra/generation/storetest"
 	"github.com/evflow/evflow/projections"
 )
 
@@ -289,5 +290,11 @@ func TestCheckpoints(t *testing.T) {
 		if got, err := s.Checkpoints(ctx, "none"); err != nil || got == nil || len(got) != 0 {
 			t.Errorf("Checkpoints(none) = %#v, %v; want an empty map", got, err)
 		}
+	})
+}
+
+func TestGenerationRecordsContract(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, client rueidis.Client) {
+		storetest.Records(t, timeout(t), NewGenerations(client), "redis")
 	})
 }

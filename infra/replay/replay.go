@@ -85,6 +85,12 @@ type Target struct {
 	Store generation.Store
 	// Open returns the projection over generation gen of its store.
 	Open func(gen string) (projections.Projector, error)
+	// Volatile reports that the store may lose its data, its records
+	// included (Redis without persistence): a missing record then means
+	// the data is gone, and the replay records it as the replicas do
+	// (generation.Lost), so that they rebuild and answer reads from
+	// elsewhere meanwhile, rather than serve an empty generation.
+	Volatile bool
 }
 
 // Config configures a replay.
@@ -136,10 +142,11 @@ type Progress struct {
 // before it starts.
 type Plan struct {
 	Projection string
-	// Live is the generation in use; Building the one the replay fills.
+	// Live is the generation in use; Building, when Resume, the one the
+	// interrupted replay was filling (a new one is named when it starts).
 	Live, Building string
 	// Resume reports that Building is an interrupted replay's, resumed
-	// from its checkpoints; otherwise it is a new generation.
+	// from its checkpoints; otherwise a new generation is built.
 	Resume bool
 	// Seed reports that Building starts as a copy of Live.
 	Seed bool
@@ -183,8 +190,6 @@ func Prepare(ctx context.Context, cfg Config, t Target) (Plan, error) {
 				t.Name, rec.From, rec.Building, rec.From)
 		}
 		plan.Building, plan.Resume = rec.Building, true
-	} else {
-		plan.Building = generation.New(time.Now())
 	}
 	floor, err := startAfter(ctx, cfg)
 	if err != nil {
@@ -223,29 +228,18 @@ func Run(ctx context.Context, cfg Config, t Target) (Summary, error) {
 	sum := Summary{Projection: t.Name}
 	wrap := func(err error) error { return fmt.Errorf("replay %s: %w", t.Name, err) }
 
-	rec, err := t.Store.Create(ctx, t.Name, generation.Record{Live: generation.Original, Ready: true})
+	rec, err := begin(ctx, cfg, t)
 	if err != nil {
 		return sum, wrap(err)
 	}
-	if rec.Building != "" && rec.From != cfg.From.String() {
-		return sum, wrap(fmt.Errorf("the replay from %s into generation %s was interrupted; run it again with --from %s to resume it",
-			rec.From, rec.Building, rec.From))
-	}
-	if rec.Building == "" {
-		rec.Building, rec.From, rec.Seeded = generation.New(time.Now()), cfg.From.String(), false
-		if err := t.Store.Save(ctx, t.Name, rec); err != nil {
-			return sum, wrap(err)
-		}
-		cfg.Logger.Info("replay: building a new generation", "projection", t.Name, "generation", rec.Building, "live", rec.Live, "from", rec.From)
-	} else {
-		cfg.Logger.Info("replay: resuming an interrupted rebuild", "projection", t.Name, "generation", rec.Building, "from", rec.From)
-	}
 	if !cfg.From.Beginning() && !rec.Seeded {
+		if !rec.Ready {
+			return sum, wrap(fmt.Errorf("the live generation %q is being rebuilt, not complete: a copy of it is no start; replay --from beginning", rec.Live))
+		}
 		if err := t.Store.Copy(ctx, t.Name, rec.Live, rec.Building); err != nil {
 			return sum, wrap(err)
 		}
-		rec.Seeded = true
-		if err := t.Store.Save(ctx, t.Name, rec); err != nil {
+		if rec, err = change(ctx, t, rec.Building, func(r *generation.Record) { r.Seeded = true }); err != nil {
 			return sum, wrap(err)
 		}
 	}
@@ -267,29 +261,98 @@ func Run(ctx context.Context, cfg Config, t Target) (Summary, error) {
 		return sum, wrap(err)
 	}
 
-	now, found, err := t.Store.Load(ctx, t.Name)
-	if err != nil {
+	var old generation.Record
+	if _, err := change(ctx, t, rec.Building, func(r *generation.Record) {
+		old = *r
+		*r = generation.Record{Live: rec.Building, Ready: true}
+	}); err != nil {
 		return sum, wrap(err)
 	}
-	if !found || now.Building != rec.Building {
-		return sum, wrap(fmt.Errorf("generation %s is no longer the one being built (the store lost or changed its record during the replay); run the replay again", rec.Building))
+	cfg.Logger.Info("replay: generation swapped in", "projection", t.Name, "generation", rec.Building, "previous", old.Live)
+	sum.Previous = old.Live
+	select {
+	case <-time.After(cfg.Grace):
+	case <-ctx.Done():
+		return sum, wrap(fmt.Errorf("swapped in, but the old generation %q was not removed: %w", old.Live, ctx.Err()))
 	}
-	if err := t.Store.Save(ctx, t.Name, generation.Record{Live: rec.Building, Ready: true}); err != nil {
-		return sum, wrap(err)
+	drop := []string{old.Live}
+	if !old.Ready && old.Previous != old.Live {
+		drop = append(drop, old.Previous) // the replicas' rebuild, cut short, had not removed it yet
 	}
-	cfg.Logger.Info("replay: generation swapped in", "projection", t.Name, "generation", rec.Building, "previous", rec.Live)
-	if rec.Live != rec.Building {
-		select {
-		case <-time.After(cfg.Grace):
-		case <-ctx.Done():
-			return sum, wrap(fmt.Errorf("swapped in, but the old generation %s was not removed: %w", rec.Live, ctx.Err()))
-		}
-		if err := t.Store.Drop(ctx, t.Name, rec.Live); err != nil {
+	for _, gen := range drop {
+		if err := t.Store.Drop(ctx, t.Name, gen); err != nil {
 			return sum, wrap(fmt.Errorf("swapped in, but: %w", err))
 		}
 	}
 	sum.Duration = time.Since(began)
 	return sum, nil
+}
+
+// begin loads t's record, creating it when missing, and records the
+// generation to build, or returns the one an interrupted replay was
+// building.
+func begin(ctx context.Context, cfg Config, t Target) (generation.Record, error) {
+	rec, found, err := t.Store.Load(ctx, t.Name)
+	if err != nil {
+		return rec, err
+	}
+	if !found {
+		initial := generation.Record{Live: generation.Original, Ready: true}
+		if t.Volatile {
+			heads, err := evjs.PartitionHeads(ctx, cfg.Stream, cfg.Topic, cfg.Partitions)
+			if err != nil {
+				return rec, err
+			}
+			initial = generation.Lost(time.Now(), heads, generation.Original)
+			cfg.Logger.Warn("replay: the store lost its data; the replicas rebuild it, and reads are answered from elsewhere until this replay swaps its generation in",
+				"projection", t.Name)
+		}
+		if rec, err = t.Store.Create(ctx, t.Name, initial); err != nil {
+			return rec, err
+		}
+	}
+	if rec.Building != "" {
+		if rec.From != cfg.From.String() {
+			return rec, fmt.Errorf("the replay from %s into generation %s was interrupted; run it again with --from %s to resume it",
+				rec.From, rec.Building, rec.From)
+		}
+		cfg.Logger.Info("replay: resuming an interrupted rebuild", "projection", t.Name, "generation", rec.Building, "from", rec.From)
+		return rec, nil
+	}
+	next := rec
+	next.Building, next.From, next.Seeded = generation.New(time.Now()), cfg.From.String(), false
+	ok, err := t.Store.Update(ctx, t.Name, rec, next)
+	if err != nil {
+		return rec, err
+	}
+	if !ok {
+		return rec, errors.New("the generation record changed while the replay started (another replay?); run it again")
+	}
+	cfg.Logger.Info("replay: building a new generation", "projection", t.Name, "generation", next.Building, "live", next.Live, "from", next.From)
+	return next, nil
+}
+
+// change applies f to t's record, as long as building is still the
+// generation being built, by compare-and-set: it reloads and applies f
+// again when a replica changed the record meanwhile (marking a rebuilt
+// generation ready).
+func change(ctx context.Context, t Target, building string, f func(*generation.Record)) (generation.Record, error) {
+	for range 10 {
+		cur, found, err := t.Store.Load(ctx, t.Name)
+		if err != nil {
+			return cur, err
+		}
+		if !found || cur.Building != building {
+			return cur, fmt.Errorf("generation %s is no longer the one being built (the store lost or changed its record during the replay); run the replay again", building)
+		}
+		next := cur
+		f(&next)
+		ok, err := t.Store.Update(ctx, t.Name, cur, next)
+		if err != nil || ok {
+			return next, err
+		}
+	}
+	return generation.Record{}, errors.New("the generation record keeps changing; run the replay again")
 }
 
 // startAfter is the position after which the rebuild applies events.
