@@ -14,6 +14,7 @@
 //	DELETE /v1/dlq?projection=     purge dead letters
 //	GET  /healthz                  liveness
 //	GET  /readyz                   readiness: NATS, MongoDB and Redis reachable
+//	GET  /metrics                  Prometheus metrics, when configured
 //
 // Errors are JSON {"error": "...", "field": "...", "rule": "..."}: 400 names
 // the field at fault, 409 the rule an illegal transition breaks, 413 the
@@ -66,6 +67,8 @@ type Config struct {
 	DeadLetters DeadLetters
 	// Status reports projection progress for /v1/status; optional.
 	Status func(ctx context.Context) (any, error)
+	// Metrics serves GET /metrics (Prometheus); optional.
+	Metrics http.Handler
 	// MaxBody bounds request bodies; default [DefaultMaxBody].
 	MaxBody int64
 	Logger  *slog.Logger
@@ -99,6 +102,9 @@ func New(cfg Config) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.ready)
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
 	return mux
 }
 

@@ -17,6 +17,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
@@ -53,7 +56,7 @@ func Options(cfg config.Config, logger *slog.Logger) fx.Option {
 			l.UseLogLevel(slog.LevelDebug)
 			return l
 		}),
-		fx.Provide(newBus, newDocs, newHot, newLive, newService, newRunners, newOwner, newReplica),
+		fx.Provide(newMetrics, newBus, newDocs, newHot, newLive, newService, newRunners, newOwner, newReplica),
 	)
 }
 
@@ -126,11 +129,19 @@ func newBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus, error) 
 		Heads:    evjs.NewHeads(stream, evjs.DefaultTopic, cfg.Partitions)}, nil
 }
 
+// newMetrics is the replica's Prometheus registry, with the Go runtime's
+// and the process's collectors.
+func newMetrics() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
 // newLive opens every projection's live generation.
-func newLive(cfg config.Config, log *slog.Logger, b *Bus, d *Docs, h *Hot) (*generations, error) {
+func newLive(cfg config.Config, log *slog.Logger, reg *prometheus.Registry, b *Bus, d *Docs, h *Hot) (*generations, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return newGenerations(ctx, log, d, h, func(ctx context.Context) ([]uint64, error) {
+	return newGenerations(ctx, log, reg, d, h, func(ctx context.Context) ([]uint64, error) {
 		return evjs.PartitionHeads(ctx, b.Stream, evjs.DefaultTopic, cfg.Partitions)
 	})
 }
@@ -225,7 +236,7 @@ func (rs runnerSet) Revoke(p int) {
 	wg.Wait()
 }
 
-func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, svc *handlers.Service, b *Bus, d *Docs, h *Hot, g *generations, runners runnerSet, owner *ownership.Coordinator) *Replica {
+func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, svc *handlers.Service, b *Bus, d *Docs, h *Hot, g *generations, runners runnerSet, owner *ownership.Coordinator) *Replica {
 	r := &Replica{NATSURL: b.URL, MongoURI: d.URI, Runners: runners, Owner: owner}
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Config{
@@ -233,6 +244,7 @@ func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, svc *handl
 			DeadLetters: deadLetters{DeadLetters: b.DeadLetters, runners: runners},
 			Status:      func(ctx context.Context) (any, error) { return status(ctx, cfg, b, g, runners, owner) },
 			Ready:       func(ctx context.Context) error { return ready(ctx, b, d, h) },
+			Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

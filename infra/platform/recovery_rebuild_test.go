@@ -5,7 +5,10 @@ package platform_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +84,18 @@ func TestDrillRedisRestartWithoutPersistenceRebuildsByItself(t *testing.T) {
 	}
 	if err := w.check(r); err != nil {
 		t.Fatal(err)
+	}
+	if st := r.status(); st.Rebuilds != 1 {
+		t.Errorf("status counts %d rebuilds, want 1", st.Rebuilds)
+	}
+	resp, err := http.Get(r.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `evflow_projection_rebuilds_total{projection="redis"} 1`; !strings.Contains(string(metrics), want) {
+		t.Errorf("GET /metrics (%s) lacks %s", resp.Status, want)
 	}
 
 	// A restarted replica opens the rebuilt generation and reapplies nothing.

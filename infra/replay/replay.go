@@ -33,8 +33,8 @@ import (
 )
 
 // DefaultGrace is how long a replay waits, after swapping a generation in,
-// before it removes the old one: replicas follow the swap within a second
-// and finish the batch in hand.
+// before it removes the old one: replicas follow the swap within a quarter
+// of a second and finish the batch in hand.
 const DefaultGrace = 5 * time.Second
 
 // From is where a replay starts: the beginning of the stream, a stream
