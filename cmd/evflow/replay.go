@@ -41,13 +41,12 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	all := fs.Bool("all", false, "rebuild every projection, one after the other")
 	from := fs.String("from", "beginning", "where to start: beginning, a stream sequence, or an RFC 3339 time (then the live generation is copied first)")
 	dryRun := fs.Bool("dry-run", false, "say what would be done, and do nothing")
-	grace := fs.Duration("grace", replay.DefaultGrace, "wait between the swap and removing the old generation")
+	grace := fs.Duration("grace", replay.DefaultGrace, "wait between the swap and removing the old generation (at least 1s)")
 	every := fs.Duration("progress-every", 3*time.Second, "how often to print a progress line when stderr is not a terminal")
-	fs.StringVar(&cfg.NATSURL, "nats-url", os.Getenv(config.EnvName("nats-url")), "NATS URLs of the running replicas' bus (required)")
-	fs.StringVar(&cfg.MongoURI, "mongo-uri", os.Getenv(config.EnvName("mongo-uri")), "MongoDB the replicas use (required)")
-	fs.StringVar(&cfg.MongoDB, "mongo-db", cfg.MongoDB, "MongoDB database name")
-	fs.StringVar(&cfg.RedisAddr, "redis-addr", os.Getenv(config.EnvName("redis-addr")), "Redis host:port the replicas use (required)")
-	fs.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "partitions of the event stream")
+	fs.StringVar(&cfg.NATSURL, "nats-url", envOr("nats-url", ""), "NATS URLs of the running replicas' bus (required)")
+	fs.StringVar(&cfg.MongoURI, "mongo-uri", envOr("mongo-uri", ""), "MongoDB the replicas use (required)")
+	fs.StringVar(&cfg.MongoDB, "mongo-db", envOr("mongo-db", cfg.MongoDB), "MongoDB database name")
+	fs.StringVar(&cfg.RedisAddr, "redis-addr", envOr("redis-addr", ""), "Redis host:port the replicas use (required)")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most events applied in one batch")
 	fs.IntVar(&cfg.MongoMaxBulk, "mongo-max-bulk", cfg.MongoMaxBulk, "most operations in one MongoDB bulk write (0: 16 on FerretDB, 500 otherwise)")
 	if err := fs.Parse(args); err != nil {
@@ -55,6 +54,9 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *grace < time.Second {
+		return usageError{fmt.Errorf("--grace %s: at least 1s, for the replicas to follow the swap", *grace)}
 	}
 	opts := platform.ReplayOptions{DryRun: *dryRun, Grace: *grace}
 	switch {
@@ -72,9 +74,6 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError{fmt.Errorf("--from: %w", err)}
 	}
 	opts.From = f
-	if cfg.Partitions < 1 {
-		return usageError{fmt.Errorf("--partitions %d: must be at least 1", cfg.Partitions)}
-	}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -104,9 +103,17 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError{err}
 	}
 	if err != nil && ctx.Err() != nil {
-		return fmt.Errorf("interrupted; run the same command again to resume: %w", err)
+		return fmt.Errorf("interrupted; run the same command again: the projection cut short resumes (with --all, those already done are rebuilt again): %w", err)
 	}
 	return err
+}
+
+// envOr is the flag's environment variable, or def.
+func envOr(flag, def string) string {
+	if v, ok := os.LookupEnv(config.EnvName(flag)); ok {
+		return v
+	}
+	return def
 }
 
 // progress shows a replay's progress: a bar on a terminal, otherwise one

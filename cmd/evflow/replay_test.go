@@ -34,7 +34,7 @@ func TestReplayKilledHalfwayResumesAndEndsIdentical(t *testing.T) {
 	c.verify(w)
 
 	args := []string{"replay", "--projection", "daily_stats", "--nats-url", c.nats.URL(),
-		"--mongo-uri", c.mongo.URI(), "--redis-addr", c.redis.Addr, "--partitions", "16",
+		"--mongo-uri", c.mongo.URI(), "--redis-addr", c.redis.Addr,
 		"--max-batch", "20", "--progress-every", "50ms", "--grace", "1500ms"}
 	first := exec.Command(c.bin, args...)
 	logs := &logBuffer{}

@@ -159,6 +159,10 @@ type Coordinator struct {
 	members map[string]entry // replica id → heartbeat
 	leases  map[int]entry    // partition → owner
 	owned   map[int]uint64   // partition → our lease revision
+	// revoking holds the partitions whose lease was lost while they
+	// drain; revokes waits for those drains.
+	revoking map[int]bool
+	revokes  sync.WaitGroup
 	// renewedAt is when the last successful renewal (or the acquisition)
 	// of each owned lease was sent.
 	renewedAt map[int]time.Time
@@ -189,6 +193,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, assign Assigne
 		cfg: cfg, kv: kv, assign: assign, log: cfg.Logger.With("replica", cfg.Replica),
 		wake:    make(chan struct{}, 1),
 		members: map[string]entry{}, leases: map[int]entry{}, owned: map[int]uint64{}, renewedAt: map[int]time.Time{},
+		revoking: map[int]bool{},
 	}, nil
 }
 

@@ -90,9 +90,10 @@ func (c *Coordinator) renew(ctx context.Context, now time.Time) {
 	}
 	c.mu.Unlock()
 	type result struct {
-		p   int
-		rev uint64
-		err error
+		p    int
+		sent uint64 // the revision renewed
+		rev  uint64
+		err  error
 	}
 	margin := 2 * c.cfg.TTL / 3
 	results := make(chan result, len(held))
@@ -102,13 +103,15 @@ func (c *Coordinator) renew(ctx context.Context, now time.Time) {
 			octx, cancel := context.WithDeadline(ctx, l.at.Add(margin))
 			defer cancel()
 			next, err := c.kv.Update(octx, leaseKey(p), []byte(c.cfg.Replica), l.rev)
-			results <- result{p, next, err}
+			results <- result{p, l.rev, next, err}
 		}()
 	}
 	for range held {
 		r := <-results
 		c.mu.Lock()
-		_, still := c.owned[r.p] // a drained partition's lease may be deleted meanwhile
+		// A drained partition's lease may be deleted meanwhile, or taken
+		// again under a new revision: this result is then stale.
+		still := c.owned[r.p] == r.sent
 		if still && r.err == nil {
 			c.owned[r.p], c.renewedAt[r.p] = r.rev, now
 		}
@@ -128,8 +131,17 @@ func (c *Coordinator) renew(ctx context.Context, now time.Time) {
 		c.mu.Lock()
 		delete(c.owned, r.p)
 		delete(c.renewedAt, r.p)
+		c.revoking[r.p] = true
 		c.mu.Unlock()
-		c.assign.Revoke(r.p)
+		// Drained aside: renewals and heartbeats must go on meanwhile,
+		// and plan does not take p again until the drain is done.
+		c.revokes.Go(func() {
+			c.assign.Revoke(r.p)
+			c.mu.Lock()
+			delete(c.revoking, r.p)
+			c.mu.Unlock()
+			c.poke()
+		})
 	}
 }
 
@@ -169,7 +181,7 @@ func (c *Coordinator) plan(now time.Time) (take []claim, give []int) {
 	for p, owner := range assign(live, holders) {
 		_, held := c.owned[p]
 		switch {
-		case owner == c.cfg.Replica && !held:
+		case owner == c.cfg.Replica && !held && !c.revoking[p]:
 			l, leased := c.leases[p]
 			if !leased || l.value == c.cfg.Replica || now.Sub(l.seen) >= c.cfg.TTL || !slices.Contains(live, l.value) {
 				take = append(take, claim{p: p, lease: l})
@@ -278,10 +290,13 @@ func (c *Coordinator) revokeAll(ps []int) {
 // dropLease forgets partition p and deletes its lease, if still ours.
 func (c *Coordinator) dropLease(ctx context.Context, p int) {
 	c.mu.Lock()
-	rev := c.owned[p]
+	rev, ours := c.owned[p]
 	delete(c.owned, p)
 	delete(c.renewedAt, p)
 	c.mu.Unlock()
+	if !ours {
+		return // lost meanwhile (see renew): the lease is another's now
+	}
 	octx, cancel := c.opContext(ctx)
 	defer cancel()
 	for {
@@ -311,6 +326,7 @@ func (c *Coordinator) Release(ctx context.Context) {
 	owned := c.Owned()
 	stop := c.keep(ctx)
 	c.revokeAll(owned)
+	c.revokes.Wait() // lost leases still draining
 	stop()
 	if err := c.kv.Delete(ctx, "member."+c.cfg.Replica); err != nil {
 		c.log.Warn("could not leave the live set", "err", err)

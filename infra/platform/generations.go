@@ -217,9 +217,11 @@ func (g *generations) step(ctx context.Context, f *followed) error {
 // record loads f's record. A missing Redis record means Redis lost its
 // data (or never had any): a new generation is created, to be rebuilt from
 // the stream; a new one, because replicas that have not noticed yet may
-// still write into the old one. At start, the original generation is
-// kept when the stream is empty (a new install) or when Redis has data in
-// it but no record (written before generations existed).
+// still write into the old one. Only a replica starting on an empty
+// stream (a new install) records the original generation as complete.
+// So a Redis holding data written before generations existed is rebuilt
+// once: data without a record cannot be told from what replicas wrote
+// into a Redis that had just lost its data.
 func (g *generations) record(ctx context.Context, f *followed, starting bool) (generation.Record, error) {
 	rec, found, err := f.store.Load(ctx, f.name)
 	if err != nil || found {
@@ -232,14 +234,8 @@ func (g *generations) record(ctx context.Context, f *followed, starting bool) (g
 	if err != nil {
 		return rec, fmt.Errorf("generation of %s: %w", f.name, err)
 	}
-	if starting {
-		n, err := g.hot.Client.Do(ctx, g.hot.Client.B().Exists().Key(redis.PrefixOf(generation.Original)+":ckpt:"+f.name).Build()).AsInt64()
-		if err != nil {
-			return rec, fmt.Errorf("generation of %s: %w", f.name, err)
-		}
-		if n > 0 || slices.Max(append(heads, 0)) == 0 {
-			return f.store.Create(ctx, f.name, generation.Record{Live: generation.Original, Ready: true})
-		}
+	if starting && slices.Max(append(heads, 0)) == 0 {
+		return f.store.Create(ctx, f.name, generation.Record{Live: generation.Original, Ready: true})
 	}
 	rec, err = f.store.Create(ctx, f.name, generation.Lost(time.Now(), heads, f.generation()))
 	if err != nil {
@@ -274,7 +270,7 @@ func (g *generations) caughtUp(ctx context.Context, f *followed, rec generation.
 	for part, target := range rec.Target {
 		c, err := p.Checkpoint(ctx, part)
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("checkpoint of partition %d in generation %q: %w", part, rec.Live, err)
 		}
 		if c < target {
 			return false, nil

@@ -26,7 +26,8 @@ var Projections = []string{projections.AppsName, projections.DailyStatsName, pro
 type ReplayOptions struct {
 	// Projections to rebuild, one after the other (see [Projections]).
 	Projections []string
-	From        replay.From
+	// From is where the rebuilds start (see replay.From).
+	From replay.From
 	// DryRun only works out the plans.
 	DryRun bool
 	// Grace: see replay.Config.
@@ -45,6 +46,17 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 		if !slices.Contains(Projections, p) {
 			errs = append(errs, fmt.Errorf("--projection %q: not one of %v", p, Projections))
 		}
+		if p == projections.RedisName && !opts.From.Beginning() {
+			// Its position guards live in keys apart from what they
+			// guard, which a copy made while replicas write can split.
+			errs = append(errs, fmt.Errorf("--from %s: the Redis projection is rebuilt from the beginning only (it replays in seconds)", opts.From))
+		}
+	}
+	if cfg.MongoMaxBulk < 0 {
+		errs = append(errs, fmt.Errorf("--mongo-max-bulk %d: must be 0 (the default) or more", cfg.MongoMaxBulk))
+	}
+	if cfg.MaxBatch < 1 || cfg.MaxBatch > 100000 {
+		errs = append(errs, fmt.Errorf("--max-batch %d: must be 1 to 100000", cfg.MaxBatch))
 	}
 	if cfg.NATSURL == "" {
 		errs = append(errs, errors.New("--nats-url is required: replay reads the stream of running replicas"))
@@ -71,6 +83,11 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 	stream, err := js.Stream(ctx, evjs.DefaultStream)
 	if err != nil {
 		return nil, nil, fmt.Errorf("stream %s: %w", evjs.DefaultStream, err)
+	}
+	// The stream's own partition count, whatever --partitions says: a
+	// replay of fewer partitions would swap in an incomplete generation.
+	if cfg.Partitions, err = evjs.StreamPartitions(stream); err != nil {
+		return nil, nil, err
 	}
 	dl, err := evjs.EnsureDeadLetters(ctx, js, cfg.Replicas())
 	if err != nil {
@@ -120,6 +137,17 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 		Stream: stream, JS: js, Topic: evjs.DefaultTopic, Partitions: cfg.Partitions, From: opts.From,
 		MaxBatch: cfg.MaxBatch, DeadLetters: dl, Grace: opts.Grace,
 		Progress: opts.Progress, ProgressEvery: opts.ProgressEvery, Logger: log,
+	}
+	for _, name := range opts.Projections {
+		// A rebuild would park these letters' events again, and those of
+		// their aggregates after them, as live processing did.
+		n, err := dl.Count(ctx, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if n > 0 {
+			return nil, nil, fmt.Errorf("projection %s has %d dead letters waiting: redrive or purge them first (evflow dlq list --projection %s)", name, n, name)
+		}
 	}
 	var plans []replay.Plan
 	for _, name := range opts.Projections {

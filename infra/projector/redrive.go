@@ -43,6 +43,10 @@ type RedriveResult struct {
 // Letters above it (and later ones of their aggregate) wait for the next
 // redrive, as do letters parked while a redrive runs.
 func (r *Runner) Redrive(ctx context.Context, store LetterStore) (RedriveResult, error) {
+	// One projector throughout: no Switch to another generation while
+	// letters are checked against its checkpoints and applied to it.
+	r.switching.RLock()
+	defer r.switching.RUnlock()
 	res := RedriveResult{Projection: r.name}
 	letters, err := store.List(ctx, r.name)
 	if err != nil {

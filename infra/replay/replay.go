@@ -95,7 +95,8 @@ type Target struct {
 
 // Config configures a replay.
 type Config struct {
-	// Stream is the event stream; Topic and Partitions name its partitions.
+	// Stream is the event stream, read through JS; Topic and Partitions
+	// name its partitions.
 	Stream     jetstream.Stream
 	JS         jetstream.JetStream
 	Topic      string
@@ -150,6 +151,7 @@ type Plan struct {
 	Resume bool
 	// Seed reports that Building starts as a copy of Live.
 	Seed bool
+	// From is where the rebuild starts, as [From.String] writes it.
 	From string
 	// Pending counts the events to apply, as of now.
 	Pending uint64

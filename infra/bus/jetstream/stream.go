@@ -136,3 +136,14 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 func subject(topic, partition, aggregateType, aggregateID string) string {
 	return topic + "." + partition + "." + aggregateType + "." + aggregateID
 }
+
+// StreamPartitions returns the partition count recorded in stream's
+// metadata when it was created.
+func StreamPartitions(stream jetstream.Stream) (int, error) {
+	info := stream.CachedInfo()
+	n, err := strconv.Atoi(info.Config.Metadata[partitionsKey])
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("stream %s records no partition count (metadata %s = %q)", info.Config.Name, partitionsKey, info.Config.Metadata[partitionsKey])
+	}
+	return n, nil
+}
