@@ -28,6 +28,15 @@ func TestBadArgumentsNameTheFlagAndExit2(t *testing.T) {
 		{[]string{"dlq", "show"}, "--seq"},
 		{[]string{"dlq", "purge"}, "--seq, --projection or --all"},
 		{[]string{"dlq", "list", "--addr", "::bad"}, "--addr"},
+		{[]string{"replay"}, "--projection (or --all)"},
+		{[]string{"replay", "--all", "--projection", "apps"}, "--all and --projection"},
+		{[]string{"replay", "--projection", "apps", "--from", "0"}, "--from"},
+		{[]string{"replay", "--projection", "apps", "--from", "yesterday"}, "--from"},
+		{[]string{"replay", "--projection", "apps", "--grace", "10ms"}, "--grace"},
+		{[]string{"replay", "--projection", "nope"}, `--projection "nope"`},
+		{[]string{"replay", "--projection", "apps"}, "--nats-url is required"},
+		{[]string{"replay", "--projection", "redis", "--from", "42"}, "--from 42"},
+		{[]string{"replay", "--projection", "apps", "--mongo-max-bulk", "-1"}, "--mongo-max-bulk"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
