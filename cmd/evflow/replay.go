@@ -46,7 +46,9 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.NATSURL, "nats-url", envOr("nats-url", ""), "NATS URLs of the running replicas' bus (required)")
 	fs.StringVar(&cfg.MongoURI, "mongo-uri", envOr("mongo-uri", ""), "MongoDB the replicas use (required)")
 	fs.StringVar(&cfg.MongoDB, "mongo-db", envOr("mongo-db", cfg.MongoDB), "MongoDB database name")
-	fs.StringVar(&cfg.RedisAddr, "redis-addr", envOr("redis-addr", ""), "Redis host:port the replicas use (required)")
+	fs.StringVar(&cfg.RedisAddr, "redis-addr", envOr("redis-addr", ""), "Redis host:port the replicas use (required, or --redis-sentinels)")
+	fs.StringVar(&cfg.RedisSentinels, "redis-sentinels", envOr("redis-sentinels", ""), "Redis Sentinels' host:port, comma-separated, as the replicas use")
+	fs.StringVar(&cfg.RedisMasterSet, "redis-master-set", envOr("redis-master-set", ""), "name under which the Sentinels watch the Redis primary")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most events applied in one batch")
 	fs.IntVar(&cfg.MongoMaxBulk, "mongo-max-bulk", cfg.MongoMaxBulk, "most operations in one MongoDB bulk write (0: 16 on FerretDB, 500 otherwise)")
 	if err := fs.Parse(args); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/evflow/evflow/events"
 	"github.com/evflow/evflow/infra/ownership"
+	"github.com/evflow/evflow/infra/redis"
 )
 
 // Defaults.
@@ -42,9 +43,15 @@ type Config struct {
 	// FerretDB (SQLite) in DataDir.
 	MongoURI string
 	MongoDB  string
-	// RedisAddr is a Redis host:port; empty runs an embedded in-memory Redis
-	// (miniredis), whose projections are rebuilt from the stream at start.
+	// RedisAddr is a Redis host:port; empty (and no RedisSentinels) runs
+	// an embedded in-memory Redis (miniredis), whose projections are
+	// rebuilt from the stream at start.
 	RedisAddr string
+	// RedisSentinels (comma-separated host:port) and RedisMasterSet name
+	// a Redis primary watched by Sentinel, instead of RedisAddr: evflow
+	// follows its failovers.
+	RedisSentinels string
+	RedisMasterSet string
 	// Partitions of the event stream, fixed for its life.
 	Partitions int
 	// MaxBatch bounds the events a projection applies at once.
@@ -106,7 +113,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	num(&c.NATSPort, "nats-port", "client port of the embedded nats-server (-1 picks a free one)")
 	str(&c.MongoURI, "mongo-uri", "MongoDB connection string; empty runs an embedded FerretDB")
 	str(&c.MongoDB, "mongo-db", "MongoDB database name")
-	str(&c.RedisAddr, "redis-addr", "Redis host:port; empty runs an embedded in-memory Redis")
+	str(&c.RedisAddr, "redis-addr", "Redis host:port; empty (and no --redis-sentinels) runs an embedded in-memory Redis")
+	str(&c.RedisSentinels, "redis-sentinels", "Redis Sentinels' host:port, comma-separated, watching --redis-master-set (instead of --redis-addr)")
+	str(&c.RedisMasterSet, "redis-master-set", "name under which the Sentinels watch the Redis primary")
 	num(&c.Partitions, "partitions", "partitions of the event stream (fixed once the stream exists)")
 	num(&c.MaxBatch, "max-batch", "most events a projection applies in one batch")
 	num(&c.MaxAttempts, "max-attempts", "attempts of an event failing for good before it is parked as a dead letter")
@@ -144,6 +153,21 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.RedisAddr); err != nil {
 			bad("redis-addr", "%q is not host:port", c.RedisAddr)
 		}
+	}
+	if c.RedisSentinels != "" {
+		for _, a := range strings.Split(c.RedisSentinels, ",") {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				bad("redis-sentinels", "%q is not host:port", a)
+			}
+		}
+		if c.RedisAddr != "" {
+			bad("redis-sentinels", "excludes --redis-addr: give one or the other")
+		}
+		if c.RedisMasterSet == "" {
+			bad("redis-master-set", "is required with --redis-sentinels")
+		}
+	} else if c.RedisMasterSet != "" {
+		bad("redis-master-set", "needs --redis-sentinels")
 	}
 	if c.MongoURI != "" && !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
 		bad("mongo-uri", "must start with mongodb:// or mongodb+srv://")
@@ -251,4 +275,16 @@ func envParse[T any](c *Config, flag string, def T, parse func(string) (T, error
 		return def
 	}
 	return v
+}
+
+// Redis returns the client configuration of the external Redis that c
+// names, and false when c runs the embedded one.
+func (c Config) Redis() (redis.ClientConfig, bool) {
+	switch {
+	case c.RedisSentinels != "":
+		return redis.ClientConfig{Sentinels: strings.Split(c.RedisSentinels, ","), MasterSet: c.RedisMasterSet}, true
+	case c.RedisAddr != "":
+		return redis.ClientConfig{Addr: c.RedisAddr}, true
+	}
+	return redis.ClientConfig{}, false
 }

@@ -44,6 +44,10 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{[]string{"--log-format", "xml"}, "--log-format"},
 		{[]string{"--dedup-window", "10ms"}, "--dedup-window"},
 		{[]string{"--data-dir", ""}, "--data-dir"},
+		{[]string{"--redis-sentinels", "s1", "--redis-master-set", "m"}, "--redis-sentinels"},
+		{[]string{"--redis-sentinels", "s1:26379,s2:26379"}, "--redis-master-set"},
+		{[]string{"--redis-sentinels", "s1:26379", "--redis-master-set", "m", "--redis-addr", "r:6379"}, "--redis-sentinels"},
+		{[]string{"--redis-master-set", "m"}, "--redis-master-set"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.flag, func(t *testing.T) {
@@ -72,5 +76,19 @@ func TestUnparsableEnvironmentIsReported(t *testing.T) {
 	_, err := parse(t)
 	if err == nil || !strings.Contains(err.Error(), "EVFLOW_PARTITIONS") || !strings.Contains(err.Error(), "--partitions") {
 		t.Fatalf("err = %v, want one naming EVFLOW_PARTITIONS and --partitions", err)
+	}
+}
+
+func TestRedisClientConfig(t *testing.T) {
+	c, err := parse(t, "--redis-sentinels", "s1:26379,s2:26379", "--redis-master-set", "evflow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, external := c.Redis()
+	if !external || rc.Addr != "" || rc.MasterSet != "evflow" || len(rc.Sentinels) != 2 || rc.Sentinels[1] != "s2:26379" {
+		t.Fatalf("Redis() = %+v, %v; want the two sentinels and the master set", rc, external)
+	}
+	if rc, external := config.Default().Redis(); external {
+		t.Fatalf("default Redis() = %+v, want the embedded one", rc)
 	}
 }

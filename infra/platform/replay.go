@@ -64,8 +64,9 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 	if cfg.MongoURI == "" {
 		errs = append(errs, errors.New("--mongo-uri is required: the MongoDB the replicas use"))
 	}
-	if cfg.RedisAddr == "" {
-		errs = append(errs, errors.New("--redis-addr is required: the Redis the replicas use"))
+	redisCfg, external := cfg.Redis()
+	if !external {
+		errs = append(errs, errors.New("--redis-addr (or --redis-sentinels) is required: the Redis the replicas use"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, UsageError{err}
@@ -108,9 +109,9 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 	if err != nil {
 		return nil, nil, err
 	}
-	rc, err := redis.Connect(ctx, redis.ClientConfig{Addr: cfg.RedisAddr})
+	rc, err := redis.Connect(ctx, redisCfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--redis-addr %s: %w", cfg.RedisAddr, err)
+		return nil, nil, fmt.Errorf("--redis-addr/--redis-sentinels: %w", err)
 	}
 	defer rc.Close()
 

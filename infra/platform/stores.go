@@ -74,21 +74,21 @@ type Hot struct {
 }
 
 func newHot(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Hot, error) {
-	addr := cfg.RedisAddr
-	if addr == "" {
+	rcfg, external := cfg.Redis()
+	if !external {
 		a, stop, err := redis.StartEmbedded()
 		if err != nil {
 			return nil, fmt.Errorf("embedded Redis: %w", err)
 		}
 		lc.Append(fx.StopHook(stop))
-		addr = a
-		log.Warn("embedded in-memory Redis (miniredis) running: its projections are rebuilt from the stream at every start; use --redis-addr in production", "addr", addr)
+		rcfg.Addr = a
+		log.Warn("embedded in-memory Redis (miniredis) running: its projections are rebuilt from the stream at every start; use --redis-addr or --redis-sentinels in production", "addr", a)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := redis.Connect(ctx, redis.ClientConfig{Addr: addr})
+	client, err := redis.Connect(ctx, rcfg)
 	if err != nil {
-		return nil, fmt.Errorf("--redis-addr %s: %w", addr, err)
+		return nil, fmt.Errorf("--redis-addr/--redis-sentinels: %w", err)
 	}
 	lc.Append(fx.StopHook(client.Close))
 	store, err := redis.New(client, redis.Config{})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -29,9 +30,19 @@ const (
 
 // ClientConfig configures [Connect].
 type ClientConfig struct {
-	// Addr is the server's host:port. Required; tests pass the address of
-	// a server they stop and restart to inject faults.
+	// Addr is the server's host:port; tests pass the address of a server
+	// they stop and restart to inject faults. Required unless Sentinels is
+	// set.
 	Addr string
+	// Sentinels are the host:port addresses of Redis Sentinels that
+	// monitor MasterSet: the client writes to the primary they name and
+	// follows their failovers (a replica promoted when the primary fails).
+	// Replication is ordered, so a promoted replica holds a prefix of the
+	// primary's writes, its checkpoints included: projections resume from
+	// them, and a write the old primary had not replicated yet is applied
+	// again from the stream.
+	Sentinels []string
+	MasterSet string
 	// ConnWriteTimeout: see [DefaultConnWriteTimeout].
 	ConnWriteTimeout time.Duration
 	// DialTimeout bounds each connection attempt; [rueidis.DefaultDialTimeout] when unset.
@@ -72,8 +83,23 @@ func retryDelay(maxRetries int) rueidis.RetryDelayFn {
 // Validate reports what is wrong with the configuration, if anything.
 func (c ClientConfig) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("redis client: Addr %q must be host:port: %w", c.Addr, err))
+	switch {
+	case len(c.Sentinels) > 0:
+		for _, a := range c.Sentinels {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				errs = append(errs, fmt.Errorf("redis client: sentinel %q must be host:port: %w", a, err))
+			}
+		}
+		if c.MasterSet == "" {
+			errs = append(errs, errors.New("redis client: MasterSet is required with Sentinels"))
+		}
+		if c.Addr != "" {
+			errs = append(errs, errors.New("redis client: Addr and Sentinels exclude each other"))
+		}
+	default:
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("redis client: Addr %q must be host:port: %w", c.Addr, err))
+		}
 	}
 	if c.ConnWriteTimeout < 0 {
 		errs = append(errs, errors.New("redis client: ConnWriteTimeout must not be negative"))
@@ -94,7 +120,7 @@ func Connect(ctx context.Context, cfg ClientConfig) (rueidis.Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	client, err := rueidis.NewClient(rueidis.ClientOption{
+	opt := rueidis.ClientOption{
 		InitAddress:      []string{cfg.Addr},
 		DisableCache:     true,
 		ConnWriteTimeout: cfg.ConnWriteTimeout,
@@ -102,13 +128,20 @@ func Connect(ctx context.Context, cfg ClientConfig) (rueidis.Client, error) {
 		DialCtxFn:        cfg.DialCtxFn,
 		DisableRetry:     cfg.MaxRetries < 0,
 		RetryDelay:       retryDelay(cfg.MaxRetries),
-	})
+	}
+	where := cfg.Addr
+	if len(cfg.Sentinels) > 0 {
+		opt.InitAddress = cfg.Sentinels
+		opt.Sentinel = rueidis.SentinelOption{MasterSet: cfg.MasterSet, Dialer: opt.Dialer, TopologyRefreshInterval: 5 * time.Second}
+		where = fmt.Sprintf("primary %q of sentinels %s", cfg.MasterSet, strings.Join(cfg.Sentinels, ","))
+	}
+	client, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("connect to redis at %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("connect to redis %s: %w", where, err)
 	}
 	if err := client.Do(ctx, client.B().Ping().Build()).Error(); err != nil {
 		client.Close()
-		return nil, fmt.Errorf("connect to redis at %s: ping: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("connect to redis %s: ping: %w", where, err)
 	}
 	return client, nil
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -77,6 +78,7 @@ type Redis struct {
 	t    testing.TB
 	mu   sync.Mutex
 	cmd  *exec.Cmd
+	args []string // extra arguments, such as --replicaof
 }
 
 // StartRedis starts a real redis-server on a free port, killed when the test
@@ -98,8 +100,8 @@ func (r *Redis) start(bin string) {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.Addr)
 	dir := r.t.TempDir()
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+	cmd := exec.Command(bin, append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log")}, r.args...)...)
 	if err := cmd.Start(); err != nil {
 		r.t.Fatalf("testenv: start redis-server: %v", err)
 	}
@@ -309,4 +311,54 @@ func waitDial(t testing.TB, addr, what string) {
 		}
 		return c.Close()
 	})
+}
+
+// RedisSentinel is a Redis primary, one replica and a Sentinel watching
+// them, all real redis-server processes: the high-availability mode evflow
+// supports.
+type RedisSentinel struct {
+	// Primary and Replica are the data servers; after a failover the
+	// replica is the primary.
+	Primary, Replica *Redis
+	// Sentinel is the Sentinel's host:port; MasterSet the name it
+	// monitors the primary under.
+	Sentinel  string
+	MasterSet string
+}
+
+// StartRedisSentinel starts a primary, a replica of it and a Sentinel that
+// declares the primary down after 1s and fails over to the replica. They
+// are killed when the test ends.
+func StartRedisSentinel(t testing.TB) *RedisSentinel {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("testenv: redis-server not found on PATH: install it with `apt-get install redis-server`")
+	}
+	rs := &RedisSentinel{MasterSet: "evflow"}
+	rs.Primary = &Redis{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), t: t}
+	rs.Primary.start(bin)
+	t.Cleanup(rs.Primary.Stop)
+	_, primaryPort, _ := net.SplitHostPort(rs.Primary.Addr)
+	rs.Replica = &Redis{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), t: t, args: []string{"--replicaof", "127.0.0.1", primaryPort}}
+	rs.Replica.start(bin)
+	t.Cleanup(rs.Replica.Stop)
+
+	port := freePort(t)
+	rs.Sentinel = "127.0.0.1:" + strconv.Itoa(port)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %s 1\n"+
+		"sentinel down-after-milliseconds %[3]s 1000\nsentinel failover-timeout %[3]s 5000\n",
+		port, dir, rs.MasterSet, primaryPort)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatalf("testenv: sentinel config: %v", err)
+	}
+	cmd := exec.Command(bin, conf, "--sentinel")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start redis sentinel: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitDial(t, rs.Sentinel, "redis sentinel")
+	return rs
 }
