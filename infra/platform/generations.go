@@ -93,7 +93,9 @@ func newGenerations(ctx context.Context, log *slog.Logger, reg prometheus.Regist
 		}
 	}
 	hot := func(gen string) (*redis.Store, error) {
-		return redis.New(h.Client, redis.Config{Prefix: redis.PrefixOf(gen)})
+		c := h.Config
+		c.Prefix = redis.PrefixOf(gen)
+		return redis.New(h.Client, c)
 	}
 	g.followed = []*followed{
 		{name: projections.AppsName, store: mgens, publish: publishDocs(&g.live.apps), open: func(gen string) (projections.Projector, error) {

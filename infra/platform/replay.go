@@ -130,7 +130,9 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 			return projections.NewDailyStats(s), err
 		}},
 		projections.RedisName: {Name: projections.RedisName, Store: redis.NewGenerations(rc), Volatile: true, Open: func(gen string) (projections.Projector, error) {
-			s, err := redis.New(rc, redis.Config{Prefix: redis.PrefixOf(gen)})
+			c := hotConfig(cfg)
+			c.Prefix = redis.PrefixOf(gen)
+			s, err := redis.New(rc, c)
 			return projections.NewRedis(s), err
 		}},
 	}

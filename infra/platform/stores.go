@@ -71,6 +71,18 @@ func newDocs(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Docs, error
 type Hot struct {
 	Store  *redis.Store
 	Client rueidis.Client
+	// Config is the store configuration of every generation.
+	Config redis.Config
+}
+
+// hotConfig is the Redis store configuration cfg asks for: with Sentinel,
+// a checkpoint (and the batch before it) counts as stored once a replica
+// Sentinel may promote has it.
+func hotConfig(cfg config.Config) redis.Config {
+	if cfg.RedisSentinels != "" {
+		return redis.Config{WaitReplicas: 1}
+	}
+	return redis.Config{}
 }
 
 func newHot(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Hot, error) {
@@ -91,9 +103,9 @@ func newHot(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Hot, error) 
 		return nil, fmt.Errorf("--redis-addr/--redis-sentinels: %w", err)
 	}
 	lc.Append(fx.StopHook(client.Close))
-	store, err := redis.New(client, redis.Config{})
+	store, err := redis.New(client, hotConfig(cfg))
 	if err != nil {
 		return nil, err
 	}
-	return &Hot{Store: store, Client: client}, nil
+	return &Hot{Store: store, Client: client, Config: hotConfig(cfg)}, nil
 }

@@ -30,13 +30,54 @@ func (s *Store) Checkpoint(ctx context.Context, projection string, partition int
 // checkpoint to pos in one atomic step and never lowers it: saving a lower
 // position (a late replica, a replay) changes nothing.
 func (s *Store) SaveCheckpoint(ctx context.Context, projection string, partition int, pos uint64) error {
-	err := s.execErr(ctx, []call{{
+	c := call{
 		script: scriptCheckpoint,
 		keys:   []string{s.keys.checkpoints(projection)},
 		args:   []string{partitionField(partition), strconv.FormatUint(pos, 10)},
-	}})
+	}
+	var err error
+	if s.cfg.WaitReplicas == 0 {
+		err = s.execErr(ctx, []call{c})
+	} else {
+		err = s.saveAndWait(ctx, c)
+	}
 	if err != nil {
 		return fmt.Errorf("save checkpoint %s/%d@%d: %w", projection, partition, pos, err)
+	}
+	return nil
+}
+
+// saveAndWait runs c, then waits until [Config.WaitReplicas] replicas, or
+// all those connected if fewer are, acknowledged it, and with it every
+// write before it (replication is ordered). WAIT counts the writes of its
+// own connection, so both go in one DoMulti, which rueidis sends on one
+// dedicated connection because WAIT blocks.
+func (s *Store) saveAndWait(ctx context.Context, c call) error {
+	want := int64(s.cfg.WaitReplicas)
+	b := s.client.B()
+	res := s.client.DoMulti(ctx,
+		b.Eval().Script(c.script.src).Numkeys(int64(len(c.keys))).Key(c.keys...).Arg(c.args...).Build(),
+		b.Wait().Numreplicas(want).Timeout(s.cfg.WaitTimeout.Milliseconds()).Build())
+	if err := res[0].Error(); err != nil {
+		return err
+	}
+	got, err := res[1].AsInt64()
+	if err != nil {
+		return fmt.Errorf("wait for replicas: %w", err)
+	}
+	if got >= want {
+		return nil
+	}
+	role, err := s.client.Do(ctx, b.Role().Build()).ToArray()
+	if err != nil || len(role) < 3 {
+		return fmt.Errorf("wait for replicas: %d of %d acknowledged; role: %v", got, want, err)
+	}
+	replicas, err := role[2].ToArray()
+	if err != nil {
+		return fmt.Errorf("wait for replicas: %d of %d acknowledged; role: %w", got, want, err)
+	}
+	if got < min(want, int64(len(replicas))) {
+		return fmt.Errorf("wait for replicas: %d of the %d connected acknowledged within %s", got, min(want, int64(len(replicas))), s.cfg.WaitTimeout)
 	}
 	return nil
 }

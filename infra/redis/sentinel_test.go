@@ -66,3 +66,32 @@ func TestSentinelFailoverKeepsTheProjectionAndWritesGoOn(t *testing.T) {
 		t.Fatalf("checkpoint = %d, %v; want 11", cp, err)
 	}
 }
+
+// With WaitReplicas, a checkpoint is saved only once the replica has it:
+// not while the replica is frozen (its batch is then retried), and again
+// once it is back; with no replica connected at all, without waiting.
+func TestWaitReplicasHoldsCheckpointsUntilAReplicaHasThem(t *testing.T) {
+	rs := testenv.StartRedisSentinel(t)
+	ctx, cancel := context.WithTimeout(testenv.Context(t), 60*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, ClientConfig{Addr: rs.Primary.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := New(c, Config{WaitReplicas: 1, WaitTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, func() error { return s.SaveCheckpoint(ctx, "redis", 0, 1) })
+	rs.Replica.Pause()
+	if err := s.SaveCheckpoint(ctx, "redis", 0, 2); err == nil {
+		t.Fatal("checkpoint saved while the only replica is frozen")
+	}
+	rs.Replica.Resume()
+	if err := s.SaveCheckpoint(ctx, "redis", 0, 3); err != nil {
+		t.Fatalf("checkpoint once the replica is back: %v", err)
+	}
+	rs.Replica.Stop()
+	testenv.WaitFor(t, 10*time.Second, func() error { return s.SaveCheckpoint(ctx, "redis", 0, 4) })
+}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -27,17 +28,32 @@ var (
 // cannot change the keys' Redis Cluster hash tags, and no spaces.
 var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_.:\-]{1,64}$`)
 
+// DefaultWaitTimeout is [Config.WaitTimeout] when unset.
+const DefaultWaitTimeout = time.Second
+
 // Config configures a [Store].
 type Config struct {
 	// Prefix starts every key the store reads and writes; [DefaultPrefix]
 	// when empty. A projection rebuild writes into a shadow key space under
 	// another prefix, then swaps it in.
 	Prefix string
+	// WaitReplicas, when above 0, makes SaveCheckpoint return only once
+	// that many replicas have the checkpoint, and so the batch before it
+	// (WAIT): a batch is acknowledged on the stream only once a replica
+	// Sentinel may promote holds it. While fewer replicas are connected
+	// than that, it waits for those that are, and for none when none is.
+	// Default 0: no wait.
+	WaitReplicas int
+	// WaitTimeout bounds that wait; [DefaultWaitTimeout] when unset.
+	WaitTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
+	}
+	if c.WaitTimeout <= 0 {
+		c.WaitTimeout = DefaultWaitTimeout
 	}
 }
 
@@ -47,6 +63,9 @@ func (c Config) Validate() error {
 	if !prefixPattern.MatchString(c.Prefix) {
 		errs = append(errs, fmt.Errorf("redis config: Prefix %q must be 1-64 characters of [A-Za-z0-9_.:-]", c.Prefix))
 	}
+	if c.WaitReplicas < 0 {
+		errs = append(errs, fmt.Errorf("redis config: WaitReplicas %d must not be negative", c.WaitReplicas))
+	}
 	return errors.Join(errs...)
 }
 
@@ -55,6 +74,7 @@ func (c Config) Validate() error {
 type Store struct {
 	client rueidis.CommandClient
 	keys   keys
+	cfg    Config
 }
 
 // New returns a store writing through client (a [rueidis.Client], or any
@@ -67,7 +87,7 @@ func New(client rueidis.CommandClient, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Store{client: client, keys: keys{prefix: cfg.Prefix}}, nil
+	return &Store{client: client, keys: keys{prefix: cfg.Prefix}, cfg: cfg}, nil
 }
 
 // Prefix is the prefix of every key the store uses.

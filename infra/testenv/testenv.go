@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/redis/rueidis"
 
 	"github.com/evflow/evflow/infra/natsd"
 )
@@ -320,6 +321,9 @@ type RedisSentinel struct {
 	// Primary and Replica are the data servers; after a failover the
 	// replica is the primary.
 	Primary, Replica *Redis
+	// Link carries the replica's replication connection to the primary:
+	// black-holing it partitions them without either noticing.
+	Link *Proxy
 	// Sentinel is the Sentinel's host:port; MasterSet the name it
 	// monitors the primary under.
 	Sentinel  string
@@ -340,9 +344,12 @@ func StartRedisSentinel(t testing.TB) *RedisSentinel {
 	rs.Primary.start(bin)
 	t.Cleanup(rs.Primary.Stop)
 	_, primaryPort, _ := net.SplitHostPort(rs.Primary.Addr)
-	rs.Replica = &Redis{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), t: t, args: []string{"--replicaof", "127.0.0.1", primaryPort}}
+	rs.Link = StartProxy(t, rs.Primary.Addr)
+	_, linkPort, _ := net.SplitHostPort(rs.Link.Addr)
+	rs.Replica = &Redis{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), t: t, args: []string{"--replicaof", "127.0.0.1", linkPort}}
 	rs.Replica.start(bin)
 	t.Cleanup(rs.Replica.Stop)
+	rs.waitReplicating(t)
 
 	port := freePort(t)
 	rs.Sentinel = "127.0.0.1:" + strconv.Itoa(port)
@@ -361,4 +368,24 @@ func StartRedisSentinel(t testing.TB) *RedisSentinel {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	waitDial(t, rs.Sentinel, "redis sentinel")
 	return rs
+}
+
+// waitReplicating waits until the replica's link to the primary is up.
+func (rs *RedisSentinel) waitReplicating(t testing.TB) {
+	t.Helper()
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Replica.Addr}, DisableCache: true, ForceSingleClient: true})
+	if err != nil {
+		t.Fatalf("testenv: redis replica: %v", err)
+	}
+	defer c.Close()
+	WaitFor(t, 15*time.Second, func() error {
+		info, err := c.Do(context.Background(), c.B().Info().Section("replication").Build()).ToString()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "master_link_status:up") {
+			return fmt.Errorf("replica %s not replicating yet", rs.Replica.Addr)
+		}
+		return nil
+	})
 }
