@@ -232,7 +232,7 @@ func (g *generations) record(ctx context.Context, f *followed, starting bool) (g
 	if !f.auto {
 		return generation.Record{Live: generation.Original, Ready: true}, nil
 	}
-	heads, err := g.heads(ctx)
+	heads, err := g.headsWhenAnswered(ctx)
 	if err != nil {
 		return rec, fmt.Errorf("generation of %s: %w", f.name, err)
 	}
@@ -244,6 +244,26 @@ func (g *generations) record(ctx context.Context, f *followed, starting bool) (g
 		return rec, fmt.Errorf("generation of %s: %w", f.name, err)
 	}
 	return rec, nil
+}
+
+// headsWhenAnswered reads the partition heads, trying again every 250ms
+// with 2s per attempt until ctx ends: a stream whose cluster is still
+// electing its leader does not answer, and one attempt must not use up
+// the start's whole budget.
+func (g *generations) headsWhenAnswered(ctx context.Context) ([]uint64, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		heads, err := g.heads(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return heads, err
+		}
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
 }
 
 // rebuilding counts and logs this replica taking part in rebuilding f in
