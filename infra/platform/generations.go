@@ -37,8 +37,6 @@ const stepTimeout = 5 * time.Second
 // answers are served from MongoDB where they can be (see liveStores).
 type generations struct {
 	log      *slog.Logger
-	docs     *Docs
-	hot      *Hot
 	heads    func(ctx context.Context) ([]uint64, error)
 	live     liveStores
 	followed []*followed
@@ -69,7 +67,7 @@ func (f *followed) generation() string { s, _ := f.gen.Load().(string); return s
 // newGenerations reads every projection's record and opens its live
 // generation (creating the Redis record when it is missing).
 func newGenerations(ctx context.Context, log *slog.Logger, reg prometheus.Registerer, d *Docs, h *Hot, heads func(context.Context) ([]uint64, error)) (*generations, error) {
-	g := &generations{log: log, docs: d, hot: h, heads: heads,
+	g := &generations{log: log, heads: heads,
 		rebuildsTotal: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "evflow_projection_rebuilds_total",
 			Help: "Rebuilds of a projection this replica took part in because its store lost its data.",
