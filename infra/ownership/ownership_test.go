@@ -100,6 +100,17 @@ func start(t *testing.T, l *ledger, js jetstream.JetStream, id string) *node {
 	return n
 }
 
+// run runs coord until the returned stop, or the test's end; stop
+// returns once Run has.
+func run(t *testing.T, coord *ownership.Coordinator) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = coord.Run(ctx) }()
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	return stop
+}
+
 // kill stops the coordinator without releasing anything, like kill -9.
 func (n *node) kill() { n.stop(); <-n.done }
 
@@ -211,10 +222,7 @@ func TestBriefBucketOutageKeepsLeases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = coord.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	run(t, coord)
 	testenv.WaitFor(t, 5*time.Second, func() error {
 		if n := len(cons.list()); n != partitions {
 			return fmt.Errorf("owns %d of %d partitions", n, partitions)
@@ -275,10 +283,7 @@ func TestSlowStartKeepsTheLeasesHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	run(t, a)
 	testenv.WaitFor(t, 5*time.Second, func() error {
 		if len(slow.list()) == 0 {
 			return fmt.Errorf("a has not started a partition yet")
@@ -305,10 +310,7 @@ func TestDrainLongerThanTheTTLKeepsItsPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stop := run(t, a)
 	testenv.WaitFor(t, 5*time.Second, func() error {
 		if n := len(slow.list()); n != partitions {
 			return fmt.Errorf("a owns %d of %d partitions", n, partitions)
@@ -325,8 +327,7 @@ func TestDrainLongerThanTheTTLKeepsItsPartitions(t *testing.T) {
 		return nil
 	})
 	time.Sleep(drain / 2)
-	cancel()
-	<-done
+	stop()
 	if n := len(b.cons.list()); n != partitions/2 {
 		t.Fatalf("once a's first drain ended, b owns %d partitions, want %d", n, partitions/2)
 	}

@@ -171,6 +171,15 @@ func (w *drillWorkload) launch(t *testing.T, r *replica, n int) {
 // check reads every app's release and stats through the API and compares
 // them with the tally. Unique devices may be unknown (-1) while Redis is
 // being rebuilt; release and launch counts never.
+// settled waits until r has applied everything, then checks every app.
+func (w *drillWorkload) settled(t *testing.T, r *replica) {
+	t.Helper()
+	r.caughtUp()
+	if err := w.check(r); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (w *drillWorkload) check(r *replica) error {
 	for _, id := range w.apps {
 		if err := w.checkApp(r, id); err != nil {

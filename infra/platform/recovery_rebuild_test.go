@@ -24,10 +24,7 @@ func TestDrillRedisRestartWithoutPersistenceRebuildsByItself(t *testing.T) {
 	w.launch(t, r, 2000)
 	w.lifecycle(t, r, 1)
 	w.launch(t, r, 2000)
-	r.caughtUp()
-	if err := w.check(r); err != nil {
-		t.Fatal(err)
-	}
+	w.settled(t, r)
 	before := onlyGeneration(t, redisState(t, s), "")
 	old := drillProjection(t, r.status(), "redis").Generation
 	sample := []string{"app00", "app01", "app02", "app03", "app07"}
@@ -150,10 +147,7 @@ func TestDrillRedisRecordLostReadsNeverSeeTheEmptyGeneration(t *testing.T) {
 	w := newDrillWorkload(12)
 	w.lifecycle(t, r, 0)
 	w.launch(t, r, 600)
-	r.caughtUp()
-	if err := w.check(r); err != nil {
-		t.Fatal(err)
-	}
+	w.settled(t, r)
 	before := onlyGeneration(t, redisState(t, s), "")
 	rd := startDrillReaders(r, w, w.apps)
 	time.Sleep(100 * time.Millisecond)
@@ -207,10 +201,7 @@ func TestDrillRedisRestartUnderTrafficLeavesNoOldGeneration(t *testing.T) {
 		w.launch(t, r, 20)
 	}
 	gen := r.waitRebuilt("")
-	r.caughtUp()
-	if err := w.check(r); err != nil {
-		t.Fatal(err)
-	}
+	w.settled(t, r)
 	state := oldGenerationRemoved(t, s)
 	if old := state[""]; len(state) != 1 || old != nil {
 		var sample []string

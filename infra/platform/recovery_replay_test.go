@@ -106,10 +106,7 @@ func TestDrillFlushRedisThenReplay(t *testing.T) {
 	w.launch(t, r, 300)
 	w.lifecycle(t, r, 1)
 	w.launch(t, r, 200)
-	r.caughtUp()
-	if err := w.check(r); err != nil {
-		t.Fatal(err)
-	}
+	w.settled(t, r)
 	before := onlyGeneration(t, redisState(t, s), "")
 
 	rc := drillRedis(t, s)
@@ -331,10 +328,7 @@ func TestDrillInterruptedRedisReplayAfterDataLossStillRecovers(t *testing.T) {
 	w := newDrillWorkload(12)
 	w.lifecycle(t, r, 0)
 	w.launch(t, r, 1000)
-	r.caughtUp()
-	if err := w.check(r); err != nil {
-		t.Fatal(err)
-	}
+	w.settled(t, r)
 	before := onlyGeneration(t, redisState(t, s), "")
 
 	// Lose the data just after the replica read the records, so that the

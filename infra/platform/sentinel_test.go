@@ -21,10 +21,7 @@ func TestRedisSentinelFailoverLosesNoProjectedLaunch(t *testing.T) {
 	w := newDrillWorkload(5)
 	w.lifecycle(t, r, 0)
 	w.launch(t, r, 200)
-	r.caughtUp()
-	if err := w.check(r); err != nil {
-		t.Fatal(err)
-	}
+	w.settled(t, r)
 
 	rs.Link.Blackhole(true) // partitioned: the replica gets nothing more, and nobody notices
 	w.launch(t, r, 300)
