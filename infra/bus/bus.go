@@ -3,7 +3,7 @@
 // It maps envelopes to Watermill messages and back, names the topics of a
 // partitioned stream, and offers an [Appender] that publishes envelopes and
 // reports the stream positions the broker assigned. Backends (JetStream in
-// infra/bus/jetstream, Kafka later) implement message.Publisher and
+// infra/bus/jetstream, Kafka in infra/bus/kafka) implement message.Publisher and
 // message.Subscriber with these semantics:
 //
 //   - Publish returns only after the broker has stored every message; it
@@ -16,9 +16,11 @@
 package bus
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -95,4 +97,19 @@ func ParsePartitionTopic(pt string) (topic string, p int, err error) {
 		return "", 0, fmt.Errorf("topic %q is not a partition topic (want <topic>.<partition>)", pt)
 	}
 	return pt[:i], p, nil
+}
+
+// Log is what evflow reads of a backend's partitioned log besides its
+// subscriptions: for status, replay and rebuilds.
+type Log interface {
+	// Heads returns the position of the last event of every partition (0
+	// for an empty one).
+	Heads(ctx context.Context) ([]uint64, error)
+	// Pending counts partition p's events after position after.
+	Pending(ctx context.Context, p int, after uint64) (uint64, error)
+	// StartsAt returns, per partition, the position after which the events
+	// stored at or after t begin.
+	StartsAt(ctx context.Context, t time.Time) ([]uint64, error)
+	// Messages counts the events the log holds.
+	Messages(ctx context.Context) (uint64, error)
 }

@@ -105,3 +105,43 @@ func SeqAt(ctx context.Context, stream jetstream.Stream, topic string, t time.Ti
 	}
 	return 0, fmt.Errorf("first event at %s: none delivered though %d pending", t.Format(time.RFC3339Nano), c.CachedInfo().NumPending)
 }
+
+// Log reads a partitioned topic of a stream. It implements bus.Log.
+type Log struct {
+	Stream     jetstream.Stream
+	Topic      string
+	Partitions int
+}
+
+// Heads implements bus.Log.
+func (l Log) Heads(ctx context.Context) ([]uint64, error) {
+	return PartitionHeads(ctx, l.Stream, l.Topic, l.Partitions)
+}
+
+// Pending implements bus.Log.
+func (l Log) Pending(ctx context.Context, p int, after uint64) (uint64, error) {
+	return Pending(ctx, l.Stream, l.Topic, p, after)
+}
+
+// StartsAt implements bus.Log: positions are stream-wide, so every
+// partition starts after the same one.
+func (l Log) StartsAt(ctx context.Context, t time.Time) ([]uint64, error) {
+	seq, err := SeqAt(ctx, l.Stream, l.Topic, t)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]uint64, l.Partitions)
+	for p := range out {
+		out[p] = seq - 1
+	}
+	return out, nil
+}
+
+// Messages implements bus.Log.
+func (l Log) Messages(ctx context.Context) (uint64, error) {
+	info, err := l.Stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State.Msgs, nil
+}

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/evflow/evflow/infra/bus"
 )
 
 // Defaults of [StreamConfig].
@@ -96,7 +98,7 @@ func retryForming[T any](ctx context.Context, f func(context.Context) (T, error)
 		if err == nil || (final != nil && final(err)) || ctx.Err() != nil {
 			return v, err
 		}
-		sleep(ctx, 250*time.Millisecond)
+		bus.Sleep(ctx, 250*time.Millisecond)
 	}
 }
 

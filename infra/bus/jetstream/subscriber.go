@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -63,23 +62,12 @@ func (c *SubscriberConfig) setDefaults() {
 }
 
 // Subscriber is a Watermill subscriber that delivers one partition of the
-// stream per subscription, in stream order.
-//
-// Ack lets the window move on. Nack of a message restarts delivery at that
-// message: it is delivered again, followed by everything after it. With a
-// window above 1, messages delivered after the nacked one are withdrawn:
-// a consumer that nacks must drop what it receives until the nacked
-// position arrives again (their contexts are cancelled too, but only once
-// the subscriber has seen the Nack). Every message's context is cancelled
-// when its delivery generation ends.
+// stream per subscription, in stream order, with the Ack and Nack semantics
+// of [bus.Deliver].
 type Subscriber struct {
-	js  jetstream.JetStream
-	cfg SubscriberConfig
-
-	mu     sync.Mutex
-	closed bool
-	cancel []context.CancelFunc
-	wg     sync.WaitGroup
+	js   jetstream.JetStream
+	cfg  SubscriberConfig
+	subs bus.Subscriptions
 }
 
 var _ message.Subscriber = (*Subscriber)(nil)
@@ -96,156 +84,56 @@ func NewSubscriber(js jetstream.JetStream, cfg SubscriberConfig) (*Subscriber, e
 // Subscribe delivers the partition named by topic, a [bus.PartitionTopic].
 // The channel closes when ctx is cancelled or the subscriber is closed.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	if _, _, err := bus.ParsePartitionTopic(topic); err != nil {
-		return nil, fmt.Errorf("subscribe: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errors.New("subscribe: subscriber is closed")
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	s.cancel = append(s.cancel, cancel)
-	out := make(chan *message.Message, s.cfg.Window)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer close(out)
-		s.run(ctx, topic, out)
-	}()
-	return out, nil
+	return s.subs.Start(ctx, topic, s.cfg.Window, func(ctx context.Context, part int, out chan<- *message.Message) {
+		bus.Deliver(ctx, bus.DeliverConfig{
+			Partition: part, StartAfter: s.cfg.StartAfter, Window: s.cfg.Window,
+			Backoff: s.cfg.Backoff, Logger: s.cfg.Logger.With("topic", topic),
+		}, func(ctx context.Context, start uint64) (bus.Cursor, error) {
+			return s.open(ctx, topic, part, start)
+		}, out)
+	})
 }
 
 // Close ends every subscription and waits for their channels to close. It
 // is safe to call more than once.
-func (s *Subscriber) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	for _, c := range s.cancel {
-		c()
-	}
-	s.cancel = nil
-	s.mu.Unlock()
-	s.wg.Wait()
-	return nil
+func (s *Subscriber) Close() error { return s.subs.Close() }
+
+// cursor reads a partition with an ordered consumer.
+type cursor struct {
+	it    jetstream.MessagesContext
+	topic string
+	part  int
+	stop  context.CancelFunc
 }
 
-func (s *Subscriber) run(ctx context.Context, topic string, out chan<- *message.Message) {
-	_, part, _ := bus.ParsePartitionTopic(topic)
-	log := s.cfg.Logger.With("topic", topic)
-	var next, sent uint64 // next position to read; last position delivered
-	for ctx.Err() == nil {
-		if next == 0 {
-			last, err := s.cfg.StartAfter(ctx, part)
-			if err != nil {
-				log.Warn("start position unavailable, retrying", "err", err)
-				sleep(ctx, s.cfg.Backoff)
-				continue
-			}
-			next = last + 1
-		}
-		restart, err := s.deliver(ctx, topic, part, next, out, &sent)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			// Resume right after what was delivered: the consumer will
-			// process it, and going back would hand it older positions
-			// after newer ones.
-			log.Warn("partition delivery interrupted, resuming", "after", sent, "err", err)
-			next = sent + 1
-			if sent == 0 {
-				next = 0
-			}
-			sleep(ctx, s.cfg.Backoff)
-		default:
-			next, sent = restart, restart-1
-		}
-	}
-}
-
-// deliver streams the partition from position start until ctx ends, an
-// error occurs, or a message is nacked; it returns the nacked position and
-// records in *sent the position of each message delivered.
-func (s *Subscriber) deliver(ctx context.Context, topic string, part int, start uint64, out chan<- *message.Message, sent *uint64) (uint64, error) {
+func (s *Subscriber) open(ctx context.Context, topic string, part int, start uint64) (bus.Cursor, error) {
 	cons, err := s.js.OrderedConsumer(ctx, s.cfg.Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{topic + ".>"},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    start,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("ordered consumer on %s from %d: %w", topic, start, err)
+		return nil, fmt.Errorf("ordered consumer on %s from %d: %w", topic, start, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.Buffer))
 	if err != nil {
-		return 0, fmt.Errorf("messages on %s: %w", topic, err)
+		return nil, fmt.Errorf("messages on %s: %w", topic, err)
 	}
-	gen, cancelGen := context.WithCancel(ctx)
-	defer cancelGen()
-	go func() { <-gen.Done(); it.Stop() }()
-
-	// The acker watches delivered messages in order: an Ack frees a window
-	// slot, a Nack withdraws everything after it and restarts there.
-	window := make(chan struct{}, s.cfg.Window)
-	inflight := make(chan *message.Message, s.cfg.Window)
-	nacked := make(chan uint64, 1)
-	go func() {
-		for {
-			select {
-			case m := <-inflight:
-				select {
-				case <-m.Acked():
-					<-window
-				case <-m.Nacked():
-					pos, _ := bus.Position(m)
-					nacked <- pos
-					cancelGen()
-					return
-				case <-gen.Done():
-					return
-				}
-			case <-gen.Done():
-				return
-			}
-		}
-	}()
-
-	for {
-		select {
-		case window <- struct{}{}:
-		case <-gen.Done():
-			return restartAt(nacked, ctx)
-		}
-		jm, err := it.Next()
-		if err != nil {
-			if gen.Err() != nil {
-				return restartAt(nacked, ctx)
-			}
-			return 0, fmt.Errorf("next on %s: %w", topic, err)
-		}
-		m, err := toWatermill(gen, jm, topic, part)
-		if err != nil {
-			return 0, err
-		}
-		select {
-		case out <- m:
-			*sent = positionOf(m)
-			inflight <- m
-		case <-gen.Done():
-			return restartAt(nacked, ctx)
-		}
-	}
+	// Next does not watch a context: stop the iterator when ctx ends.
+	ctx, stop := context.WithCancel(ctx)
+	go func() { <-ctx.Done(); it.Stop() }()
+	return &cursor{it: it, topic: topic, part: part, stop: stop}, nil
 }
 
-// restartAt returns the nacked position, if a nack ended the generation.
-func restartAt(nacked <-chan uint64, ctx context.Context) (uint64, error) {
-	select {
-	case pos := <-nacked:
-		return pos, nil
-	default:
-		return 0, ctx.Err()
+func (c *cursor) Next(ctx context.Context) (*message.Message, error) {
+	jm, err := c.it.Next()
+	if err != nil {
+		return nil, fmt.Errorf("next on %s: %w", c.topic, err)
 	}
+	return toWatermill(ctx, jm, c.topic, c.part)
 }
+
+func (c *cursor) Close() { c.stop() }
 
 func toWatermill(ctx context.Context, jm jetstream.Msg, topic string, part int) (*message.Message, error) {
 	md, err := jm.Metadata()
@@ -264,19 +152,4 @@ func toWatermill(ctx context.Context, jm jetstream.Msg, topic string, part int) 
 		}
 	}
 	return m, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
-// positionOf is the position a delivered message carries.
-func positionOf(m *message.Message) uint64 {
-	pos, _ := bus.Position(m)
-	return pos
 }

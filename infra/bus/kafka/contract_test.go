@@ -1,0 +1,70 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/evflow/evflow/infra/bus/bustest"
+	"github.com/evflow/evflow/infra/bus/kafka"
+	evmongo "github.com/evflow/evflow/infra/mongo"
+	evredis "github.com/evflow/evflow/infra/redis"
+	"github.com/evflow/evflow/infra/testenv"
+)
+
+// stores are the MongoDB (fence) and Redis (deduplication) a Kafka bus
+// needs, shared by the tests of a run; each bus gets its own database and
+// key prefix.
+type stores struct {
+	mongo *testenv.Mongo
+	redis *testenv.Redis
+	n     int
+}
+
+func newStores(t *testing.T) *stores {
+	return &stores{mongo: testenv.StartMongo(t), redis: testenv.StartRedis(t)}
+}
+
+// open starts a kfake cluster and opens a bus on it.
+func (s *stores) open(t *testing.T, partitions int) *kafka.Bus {
+	t.Helper()
+	s.n++
+	ctx := testenv.Context(t)
+	k := testenv.StartKafka(t, 1)
+	client, db, err := evmongo.Connect(ctx, s.mongo.URI(), fmt.Sprintf("kafka%d", s.n))
+	if err != nil {
+		t.Fatalf("mongo: %v", err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	rc, err := evredis.Connect(ctx, evredis.ClientConfig{Addr: s.redis.Addr})
+	if err != nil {
+		t.Fatalf("redis: %v", err)
+	}
+	t.Cleanup(rc.Close)
+	b, err := kafka.Open(ctx, kafka.Config{
+		Brokers: kafka.Brokers(k.Brokers()), Partitions: partitions,
+		Fence: evmongo.NewFence(db), Dedup: evredis.NewDedup(rc, fmt.Sprintf("t%d:published:", s.n)),
+	})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func TestContract(t *testing.T) {
+	s := newStores(t)
+	bustest.Run(t, func(t *testing.T, partitions int) bustest.Backend {
+		b := s.open(t, partitions)
+		return bustest.Backend{
+			Topic: kafka.DefaultTopic, Partitions: partitions, Publisher: b.Publisher,
+			NewSubscriber: func(start func(context.Context, int) (uint64, error), window int) (message.Subscriber, error) {
+				return b.NewSubscriber(start, window, nil)
+			},
+			Head: b.Heads().Head,
+			Log:  b.Log,
+		}
+	})
+}
