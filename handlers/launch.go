@@ -98,6 +98,31 @@ func (l Launch) envelope() (events.Envelope, error) {
 // retried. Ingest returns how many launches it appended (the broker may
 // drop some as duplicates of earlier ids); an empty batch appends nothing.
 func (s *Service) Ingest(ctx context.Context, launches []Launch) (int, error) {
+	return Ingester{log: s.log, cfg: s.cfg}.Ingest(ctx, launches)
+}
+
+// Ingester validates launches and appends them: the part of [Service] that
+// needs no read model, for publishers that write to the bus directly.
+type Ingester struct {
+	log Appender
+	cfg Config
+}
+
+// NewIngester returns an ingester appending to log. It panics when log is
+// nil or cfg is invalid, as [NewService] does.
+func NewIngester(log Appender, cfg Config) Ingester {
+	if log == nil {
+		panic("handlers: NewIngester needs an Appender")
+	}
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	cfg.setDefaults()
+	return Ingester{log: log, cfg: cfg}
+}
+
+// Ingest is [Service.Ingest].
+func (s Ingester) Ingest(ctx context.Context, launches []Launch) (int, error) {
 	if len(launches) == 0 {
 		return 0, nil
 	}

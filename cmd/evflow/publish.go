@@ -14,11 +14,18 @@ import (
 
 	"github.com/evflow/evflow/handlers"
 	"github.com/evflow/evflow/infra/client"
+	"github.com/evflow/evflow/infra/config"
+	"github.com/evflow/evflow/infra/platform"
 )
 
 const publishUsage = `Usage:
   evflow publish command [--addr URL] '{"type":"app.create","tenant":"acme","app_id":"weather","name":"Weather"}'
   evflow publish launches [--addr URL] [--count N] [--apps N] [--devices N] [--batch N] [--concurrency N] [--wait]
+  evflow publish launches --bus jetstream --nats-url URL [...]
+  evflow publish launches --bus kafka --kafka-brokers HOST:PORT,... --redis-addr HOST:PORT [...]
+
+Launches go through a replica's HTTP API (--addr), or with --bus straight to
+the replicas' event log, as their ingestion publishes them.
 `
 
 func publish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -81,7 +88,10 @@ func publishLaunches(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.IntVar(&l.devices, "devices", 1000, "distinct devices")
 	fs.IntVar(&l.batch, "batch", 500, "launches per request (at most 1000)")
 	fs.IntVar(&l.parallel, "concurrency", 4, "requests in flight")
-	fs.BoolVar(&l.wait, "wait", false, "wait until every projection applied the launches, and report the end-to-end rate")
+	fs.BoolVar(&l.wait, "wait", false, "wait until every projection applied the launches (read from --addr), and report the end-to-end rate")
+	cfg := config.Default()
+	cfg.Bus = ""
+	busFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
 	}
@@ -96,12 +106,26 @@ func publishLaunches(ctx context.Context, args []string, stdout, stderr io.Write
 	if l.batch > handlers.DefaultMaxLaunchBatch {
 		return usageError{fmt.Errorf("--batch must be at most %d, got %d", handlers.DefaultMaxLaunchBatch, l.batch)}
 	}
-	c, err := client.New(l.addr)
-	if err != nil {
-		return usageError{fmt.Errorf("--addr: %w", err)}
+	var to launcher
+	switch cfg.Bus {
+	case "":
+		c, err := client.New(l.addr)
+		if err != nil {
+			return usageError{fmt.Errorf("--addr: %w", err)}
+		}
+		to = c
+	case config.BusJetStream, config.BusKafka:
+		in, closeBus, err := platform.Ingester(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer closeBus()
+		to = ingester{in}
+	default:
+		return usageError{fmt.Errorf("--bus %q is not jetstream or kafka", cfg.Bus)}
 	}
 	start := time.Now()
-	if err := l.send(ctx, c); err != nil {
+	if err := l.send(ctx, to); err != nil {
 		return err
 	}
 	sent := time.Since(start)
@@ -117,7 +141,18 @@ func publishLaunches(ctx context.Context, args []string, stdout, stderr io.Write
 	return nil
 }
 
-func (l load) send(ctx context.Context, c *client.Client) error {
+// launcher publishes launches: a replica's API, or the bus directly.
+type launcher interface {
+	Launch(ctx context.Context, launches ...handlers.Launch) (int, error)
+}
+
+type ingester struct{ handlers.Ingester }
+
+func (in ingester) Launch(ctx context.Context, launches ...handlers.Launch) (int, error) {
+	return in.Ingest(ctx, launches)
+}
+
+func (l load) send(ctx context.Context, c launcher) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	run := fmt.Sprintf("%x", time.Now().UnixNano())

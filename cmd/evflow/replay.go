@@ -43,12 +43,9 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dryRun := fs.Bool("dry-run", false, "say what would be done, and do nothing")
 	grace := fs.Duration("grace", replay.DefaultGrace, "wait between the swap and removing the old generation (at least 1s)")
 	every := fs.Duration("progress-every", 3*time.Second, "how often to print a progress line when stderr is not a terminal")
-	fs.StringVar(&cfg.NATSURL, "nats-url", envOr("nats-url", ""), "NATS URLs of the running replicas' bus (required)")
+	busFlags(fs, &cfg)
 	fs.StringVar(&cfg.MongoURI, "mongo-uri", envOr("mongo-uri", ""), "MongoDB the replicas use (required)")
 	fs.StringVar(&cfg.MongoDB, "mongo-db", envOr("mongo-db", cfg.MongoDB), "MongoDB database name")
-	fs.StringVar(&cfg.RedisAddr, "redis-addr", envOr("redis-addr", ""), "Redis host:port the replicas use (required, or --redis-sentinels)")
-	fs.StringVar(&cfg.RedisSentinels, "redis-sentinels", envOr("redis-sentinels", ""), "Redis Sentinels' host:port, comma-separated, as the replicas use")
-	fs.StringVar(&cfg.RedisMasterSet, "redis-master-set", envOr("redis-master-set", ""), "name under which the Sentinels watch the Redis primary")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most events applied in one batch")
 	fs.IntVar(&cfg.MongoMaxBulk, "mongo-max-bulk", cfg.MongoMaxBulk, "most operations in one MongoDB bulk write (0: 16 on FerretDB, 500 otherwise)")
 	if err := fs.Parse(args); err != nil {
@@ -56,6 +53,9 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if cfg.Bus != config.BusJetStream && cfg.Bus != config.BusKafka {
+		return usageError{fmt.Errorf("--bus %q is not jetstream or kafka", cfg.Bus)}
 	}
 	if *grace < time.Second {
 		return usageError{fmt.Errorf("--grace %s: at least 1s, for the replicas to follow the swap", *grace)}
@@ -111,6 +111,18 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // envOr is the flag's environment variable, or def.
+// busFlags registers the flags that locate running replicas' event log and
+// Redis, defaults from the environment.
+func busFlags(fs *flag.FlagSet, cfg *config.Config) {
+	fs.StringVar(&cfg.Bus, "bus", envOr("bus", cfg.Bus), "the replicas' event log: jetstream or kafka")
+	fs.StringVar(&cfg.NATSURL, "nats-url", envOr("nats-url", ""), "NATS URLs of the replicas' bus (with --bus jetstream)")
+	fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", envOr("kafka-brokers", ""), "Kafka brokers' host:port, comma-separated (with --bus kafka)")
+	fs.StringVar(&cfg.KafkaTopic, "kafka-topic", envOr("kafka-topic", cfg.KafkaTopic), "Kafka topic of the events (with --bus kafka)")
+	fs.StringVar(&cfg.RedisAddr, "redis-addr", envOr("redis-addr", ""), "Redis host:port the replicas use (or --redis-sentinels)")
+	fs.StringVar(&cfg.RedisSentinels, "redis-sentinels", envOr("redis-sentinels", ""), "Redis Sentinels' host:port, comma-separated, as the replicas use")
+	fs.StringVar(&cfg.RedisMasterSet, "redis-master-set", envOr("redis-master-set", ""), "name under which the Sentinels watch the Redis primary")
+}
+
 func envOr(flag, def string) string {
 	if v, ok := os.LookupEnv(config.EnvName(flag)); ok {
 		return v

@@ -26,6 +26,8 @@ const (
 	DefaultNATSPort = 4222
 	DefaultMongoDB  = "evflow"
 	DefaultMaxBatch = 256
+	BusJetStream    = "jetstream"
+	BusKafka        = "kafka"
 )
 
 // Config configures a replica.
@@ -34,6 +36,16 @@ type Config struct {
 	DataDir string
 	// HTTPAddr is where the API listens.
 	HTTPAddr string
+	// Bus is the event log: BusJetStream (default) or BusKafka.
+	Bus string
+	// KafkaBrokers (comma-separated host:port), KafkaTopic and KafkaGroup
+	// locate the event topic and the replicas' consumer group on Kafka;
+	// KafkaSessionTimeout is how long a silent replica keeps its
+	// partitions there (the broker's group.min.session.timeout.ms bounds it).
+	KafkaBrokers        string
+	KafkaTopic          string
+	KafkaGroup          string
+	KafkaSessionTimeout time.Duration
 	// NATSURL is a comma-separated list of NATS URLs; empty runs an
 	// embedded nats-server on NATSPort.
 	NATSURL  string
@@ -89,7 +101,8 @@ type Config struct {
 // Default returns the zero-setup configuration.
 func Default() Config {
 	return Config{
-		DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, NATSHost: "127.0.0.1", NATSPort: DefaultNATSPort,
+		DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, Bus: BusJetStream,
+		KafkaTopic: "evflow", KafkaGroup: "evflow", KafkaSessionTimeout: 6 * time.Second, NATSHost: "127.0.0.1", NATSPort: DefaultNATSPort,
 		MongoDB: DefaultMongoDB, Partitions: events.DefaultPartitions, MaxBatch: DefaultMaxBatch,
 		Dedup: 2 * time.Minute, LogLevel: "info", LogFormat: "text",
 		LeaseTTL: 3 * time.Second, NATSClusterName: "evflow", NATSClusterPort: 6222,
@@ -108,6 +121,11 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	}
 	str(&c.DataDir, "data-dir", "directory of the embedded parts' data")
 	str(&c.HTTPAddr, "http-addr", "address the HTTP API listens on")
+	str(&c.Bus, "bus", "event log: jetstream (NATS, embedded unless --nats-url) or kafka (--kafka-brokers)")
+	str(&c.KafkaBrokers, "kafka-brokers", "Kafka brokers' host:port, comma-separated (with --bus kafka)")
+	str(&c.KafkaTopic, "kafka-topic", "Kafka topic of the events (with --bus kafka)")
+	str(&c.KafkaGroup, "kafka-group", "Kafka consumer group of the replicas (with --bus kafka)")
+	fs.DurationVar(&c.KafkaSessionTimeout, "kafka-session-timeout", c.envDuration("kafka-session-timeout", c.KafkaSessionTimeout), "how long a silent replica keeps its Kafka partitions; at least the broker's group.min.session.timeout.ms (env "+EnvName("kafka-session-timeout")+")")
 	str(&c.NATSURL, "nats-url", "NATS server URLs, comma-separated; empty runs an embedded nats-server")
 	str(&c.NATSHost, "nats-host", "interface the embedded nats-server listens on, for clients and routes (0.0.0.0 for other hosts)")
 	num(&c.NATSPort, "nats-port", "client port of the embedded nats-server (-1 picks a free one)")
@@ -140,8 +158,37 @@ func (c Config) Validate() error {
 	bad := func(flag, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
 	}
-	if c.DataDir == "" && (c.NATSURL == "" || c.MongoURI == "") {
+	if c.DataDir == "" && ((c.Bus != BusKafka && c.NATSURL == "") || c.MongoURI == "") {
 		bad("data-dir", "is required when NATS or MongoDB run embedded")
+	}
+	switch c.Bus {
+	case BusJetStream:
+		if c.KafkaBrokers != "" {
+			bad("kafka-brokers", "needs --bus kafka")
+		}
+	case BusKafka:
+		if c.KafkaBrokers == "" {
+			bad("kafka-brokers", "is required with --bus kafka")
+		}
+		for _, a := range strings.Split(c.KafkaBrokers, ",") {
+			if _, _, err := net.SplitHostPort(strings.TrimSpace(a)); c.KafkaBrokers != "" && err != nil {
+				bad("kafka-brokers", "%q is not host:port", a)
+			}
+		}
+		if c.NATSURL != "" || c.NATSRoutes != "" {
+			bad("bus", "kafka runs without NATS: drop --nats-url and --nats-routes")
+		}
+		if c.KafkaTopic == "" {
+			bad("kafka-topic", "is required")
+		}
+		if c.KafkaGroup == "" {
+			bad("kafka-group", "is required")
+		}
+		if c.KafkaSessionTimeout < 500*time.Millisecond {
+			bad("kafka-session-timeout", "%s is shorter than 500ms", c.KafkaSessionTimeout)
+		}
+	default:
+		bad("bus", "%q is not jetstream or kafka", c.Bus)
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("http-addr", "%q is not host:port", c.HTTPAddr)

@@ -5,14 +5,13 @@ import (
 	"fmt"
 
 	"github.com/evflow/evflow/handlers"
-	evjs "github.com/evflow/evflow/infra/bus/jetstream"
 	"github.com/evflow/evflow/infra/projector"
 )
 
 // deadLetters is the replica's side of the dead-letter API: reads and
 // removals go to the stream, redrives through this replica's projections.
 type deadLetters struct {
-	*evjs.DeadLetters
+	letterStore
 	runners runnerSet
 }
 
@@ -25,7 +24,7 @@ func (d deadLetters) Redrive(ctx context.Context, projection string) (any, error
 			continue
 		}
 		found = true
-		res, err := r.Redrive(ctx, d.DeadLetters)
+		res, err := r.Redrive(ctx, d.letterStore)
 		if err != nil {
 			return nil, err
 		}

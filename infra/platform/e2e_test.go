@@ -11,14 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/rueidis"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/evflow/evflow/events"
+	"github.com/evflow/evflow/infra/bus"
 	"github.com/evflow/evflow/infra/httpapi"
 	"github.com/evflow/evflow/infra/testenv"
 	"github.com/evflow/evflow/projections"
@@ -69,7 +68,11 @@ func releaseIs(r *replica, id, want string) {
 }
 
 func TestEveryCommandReachesMongoAndRedis(t *testing.T) {
-	r := newStand(t).start(t)
+	onEachBus(t, testEveryCommandReachesMongoAndRedis)
+}
+
+func testEveryCommandReachesMongoAndRedis(t *testing.T, s *stand) {
+	r := s.start(t)
 
 	r.command(cmd("app.create", "weather", "name", "Weather"))
 	appWhere(r, "weather", func(a projections.App) error {
@@ -161,7 +164,10 @@ func TestEveryCommandReachesMongoAndRedis(t *testing.T) {
 }
 
 func TestDuplicateDeliveryChangesProjectionsOnce(t *testing.T) {
-	s := newStand(t)
+	onEachBus(t, testDuplicateDeliveryChangesProjectionsOnce)
+}
+
+func testDuplicateDeliveryChangesProjectionsOnce(t *testing.T, s *stand) {
 	r := s.start(t)
 	r.command(cmd("app.create", "weather", "name", "Weather"))
 	ids := []string{"l1", "l2", "l3", "l4", "l5", "l6"}
@@ -206,7 +212,11 @@ func TestDuplicateDeliveryChangesProjectionsOnce(t *testing.T) {
 }
 
 func TestBurstOnOneAppEndsInTheFoldOfItsEvents(t *testing.T) {
-	r := newStand(t).start(t)
+	onEachBus(t, testBurstOnOneAppEndsInTheFoldOfItsEvents)
+}
+
+func testBurstOnOneAppEndsInTheFoldOfItsEvents(t *testing.T, s *stand) {
+	r := s.start(t)
 	r.command(cmd("app.create", "burst", "name", "Burst"))
 
 	// Sample the read model while the burst runs: it may lag, never go back.
@@ -258,7 +268,7 @@ func TestBurstOnOneAppEndsInTheFoldOfItsEvents(t *testing.T) {
 		t.Fatal(msg)
 	}
 
-	want := foldStream(t, r.r.NATSURL, "burst")
+	want := foldStream(t, r, "burst")
 	got := appWhere(r, "burst", func(projections.App) error { return nil })
 	if len(want.Versions) != 20 || want.Release != "2.0.0" {
 		t.Fatalf("fold of the stream: %d versions, release %q; want 20 and 2.0.0", len(want.Versions), want.Release)
@@ -274,46 +284,48 @@ func TestBurstOnOneAppEndsInTheFoldOfItsEvents(t *testing.T) {
 	releaseIs(r, "burst", want.Release)
 }
 
-// foldStream folds the app's events, read straight from the stream.
-func foldStream(t *testing.T, url, id string) projections.App {
+// foldStream folds the app's events, read straight from the replica's
+// event log (its partition, up to the head).
+func foldStream(t *testing.T, r *replica, id string) projections.App {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, "EVFLOW", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"evflow.*.app." + id}})
+	b := r.r.Bus
+	heads, err := b.Log.Heads(ctx)
 	if err != nil {
-		t.Fatalf("consumer: %v", err)
+		t.Fatalf("heads: %v", err)
+	}
+	p := events.Partition(id, len(heads))
+	sub, err := b.NewSubscriber(func(context.Context, int) (uint64, error) { return 0, nil }, 64)
+	if err != nil {
+		t.Fatalf("subscriber: %v", err)
+	}
+	defer sub.Close()
+	ch, err := sub.Subscribe(ctx, bus.PartitionTopic(b.Topic, p))
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
 	}
 	var app projections.App
 	reg := events.Domain()
-	for {
-		batch, err := cons.FetchNoWait(100)
+	for m := range ch {
+		m.Ack()
+		rec, err := bus.FromMessage(m)
 		if err != nil {
-			t.Fatalf("fetch: %v", err)
+			t.Fatalf("stream event: %v", err)
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			env, err := events.Unmarshal(m.Data())
+		if rec.AggregateType == events.AggregateApp && rec.AggregateID == id {
+			payload, err := reg.Decode(rec.Envelope)
 			if err != nil {
 				t.Fatalf("stream event: %v", err)
 			}
-			payload, err := reg.Decode(env)
-			if err != nil {
-				t.Fatalf("stream event: %v", err)
-			}
-			md, _ := m.Metadata()
-			app.Apply(projections.Event{Record: events.Record{Envelope: env, Position: md.Sequence.Stream}, Payload: payload})
+			app.Apply(projections.Event{Record: rec, Payload: payload})
 		}
-		if n == 0 {
+		if rec.Position >= heads[p] {
 			return app
 		}
 	}
+	t.Fatalf("partition %d ended before its head %d", p, heads[p])
+	return app
 }
 
 // resetCheckpoints deletes every projection checkpoint, in both stores.

@@ -25,6 +25,22 @@ type stand struct {
 	cfg   config.Config
 	redis *testenv.Redis
 	mongo *testenv.Mongo // nil when the replica embeds FerretDB in DataDir
+	kafka *testenv.Kafka // set on a Kafka stand
+}
+
+// onEachBus runs a conformance test on a stand of each event-log backend:
+// JetStream (embedded NATS) and Kafka (kfake).
+func onEachBus(t *testing.T, test func(t *testing.T, s *stand)) {
+	for _, kind := range []string{config.BusJetStream, config.BusKafka} {
+		t.Run(kind, func(t *testing.T) {
+			s := newStand(t)
+			if kind == config.BusKafka {
+				s.kafka = testenv.StartKafka(t, 1)
+				s.cfg.Bus, s.cfg.KafkaBrokers, s.cfg.KafkaSessionTimeout = config.BusKafka, s.kafka.Brokers(), time.Second
+			}
+			test(t, s)
+		})
+	}
 }
 
 // newStand prepares a stand on a real redis-server, a FerretDB outside the

@@ -10,13 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,12 +21,8 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/evflow/evflow/handlers"
-	"github.com/evflow/evflow/infra/bus"
-	evjs "github.com/evflow/evflow/infra/bus/jetstream"
 	"github.com/evflow/evflow/infra/config"
 	"github.com/evflow/evflow/infra/httpapi"
-	"github.com/evflow/evflow/infra/natsd"
-	"github.com/evflow/evflow/infra/ownership"
 	"github.com/evflow/evflow/infra/projector"
 )
 
@@ -37,14 +30,16 @@ import (
 type Replica struct {
 	// HTTPAddr is the address the API actually listens on.
 	HTTPAddr string
-	// NATSURL is the URL the replica's bus is connected to.
+	// NATSURL is the URL the replica's bus is connected to (JetStream).
 	NATSURL string
+	// Bus is the replica's event log.
+	Bus *Bus
 	// MongoURI is the MongoDB the replica uses (the embedded one's when embedded).
 	MongoURI string
 	// Runners are the projection runners.
 	Runners []*projector.Runner
 	// Owner decides which partitions this replica consumes.
-	Owner *ownership.Coordinator
+	Owner Ownership
 }
 
 // Options returns the fx options of a replica configured by cfg.
@@ -73,62 +68,6 @@ func New(cfg config.Config, logger *slog.Logger) (*fx.App, *Replica, error) {
 	return app, r, nil
 }
 
-// Bus is the replica's connection to the event stream.
-type Bus struct {
-	URL      string
-	Conn     *nats.Conn
-	JS       jetstream.JetStream
-	Stream   jetstream.Stream
-	Appender *bus.Appender
-	Heads    *evjs.Heads
-	// DeadLetters keeps the events projections could not apply.
-	DeadLetters *evjs.DeadLetters
-}
-
-func newBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus, error) {
-	url := cfg.NATSURL
-	if url == "" {
-		dir := filepath.Join(cfg.DataDir, "nats")
-		ncfg := natsd.Config{Dir: dir, Host: cfg.NATSHost, Port: cfg.NATSPort, Name: cfg.NATSServerName}
-		if ncfg.Name == "" {
-			ncfg.Name = cfg.ReplicaID()
-		}
-		if cfg.NATSRoutes != "" {
-			ncfg.Cluster = natsd.ClusterConfig{Name: cfg.NATSClusterName, Port: cfg.NATSClusterPort, Routes: strings.Split(cfg.NATSRoutes, ",")}
-		}
-		s, err := natsd.Start(ncfg)
-		if err != nil {
-			return nil, fmt.Errorf("embedded nats-server: %w", err)
-		}
-		lc.Append(fx.StopHook(func() { s.Shutdown(); s.WaitForShutdown() }))
-		url = s.ClientURL()
-		log.Info("embedded nats-server running", "url", url, "store", dir)
-	}
-	nc, err := nats.Connect(url, nats.Name("evflow"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
-	}
-	lc.Append(fx.StopHook(nc.Close))
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(evjs.DefaultAckTimeout))
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	stream, err := evjs.EnsureStream(ctx, js, evjs.StreamConfig{Partitions: cfg.Partitions, Duplicates: cfg.Dedup, Replicas: cfg.Replicas()})
-	if err != nil {
-		return nil, err
-	}
-	dl, err := evjs.EnsureDeadLetters(ctx, js, cfg.Replicas())
-	if err != nil {
-		return nil, err
-	}
-	pub := evjs.NewPublisher(js, evjs.PublisherConfig{})
-	return &Bus{URL: url, Conn: nc, JS: js, Stream: stream, DeadLetters: dl,
-		Appender: bus.NewAppender(pub, evjs.DefaultTopic, cfg.Partitions),
-		Heads:    evjs.NewHeads(stream, evjs.DefaultTopic, cfg.Partitions)}, nil
-}
-
 // newMetrics is the replica's Prometheus registry, with the Go runtime's
 // and the process's collectors.
 func newMetrics() *prometheus.Registry {
@@ -142,7 +81,7 @@ func newLive(cfg config.Config, log *slog.Logger, reg *prometheus.Registry, b *B
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return newGenerations(ctx, log, reg, d, h, func(ctx context.Context) ([]uint64, error) {
-		return evjs.PartitionHeads(ctx, b.Stream, evjs.DefaultTopic, cfg.Partitions)
+		return b.Log.Heads(ctx)
 	})
 }
 
@@ -151,9 +90,6 @@ func newService(g *generations, b *Bus) *handlers.Service {
 }
 
 func newRunners(cfg config.Config, log *slog.Logger, b *Bus, g *generations) (runnerSet, error) {
-	newSub := func(start projector.StartAfter, window int) (messageSubscriber, error) {
-		return evjs.NewSubscriber(b.JS, evjs.SubscriberConfig{StartAfter: start, Window: window, Logger: log})
-	}
 	projs, err := g.projectors()
 	if err != nil {
 		return nil, err
@@ -161,10 +97,10 @@ func newRunners(cfg config.Config, log *slog.Logger, b *Bus, g *generations) (ru
 	var runners runnerSet
 	for _, p := range projs {
 		r, err := projector.New(projector.Config{
-			Topic: evjs.DefaultTopic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch, Logger: log,
+			Topic: b.Topic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch, Logger: log,
 			DeadLetters: b.DeadLetters, MaxAttempts: cfg.MaxAttempts,
 			MinBackoff: cfg.RetryBackoff, MaxBackoff: cfg.RetryMaxBackoff,
-		}, p, newSub)
+		}, p, b.NewSubscriber)
 		if err != nil {
 			return nil, err
 		}
@@ -176,12 +112,8 @@ func newRunners(cfg config.Config, log *slog.Logger, b *Bus, g *generations) (ru
 // newOwner runs partition ownership: it starts the runners and takes part in
 // the lease protocol; on stop its partitions are drained and handed over
 // before the runners stop.
-func newOwner(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, g *generations, runners runnerSet) (*ownership.Coordinator, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	owner, err := ownership.New(ctx, b.JS, ownership.Config{
-		Replica: cfg.ReplicaID(), Partitions: cfg.Partitions, TTL: cfg.LeaseTTL, Replicas: cfg.Replicas(), Logger: log,
-	}, runners)
+func newOwner(lc fx.Lifecycle, log *slog.Logger, b *Bus, g *generations, runners runnerSet) (Ownership, error) {
+	owner, err := b.newOwner(runners)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +124,9 @@ func newOwner(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, g *g
 			for _, r := range runners {
 				r.Start(context.Background())
 			}
-			owner.Start()
+			if err := owner.Start(); err != nil {
+				return err
+			}
 			go func() {
 				defer close(following)
 				g.follow(followCtx, runners)
@@ -216,7 +150,7 @@ func newOwner(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, b *Bus, g *g
 // runnerSet hands each partition to every projection runner.
 type runnerSet []*projector.Runner
 
-// Assign implements ownership.Assigner.
+// Assign implements ownership.Assigner and kafka.Assigner.
 func (rs runnerSet) Assign(p int) {
 	for _, r := range rs {
 		r.Assign(p)
@@ -236,12 +170,15 @@ func (rs runnerSet) Revoke(p int) {
 	wg.Wait()
 }
 
-func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, svc *handlers.Service, b *Bus, d *Docs, h *Hot, g *generations, runners runnerSet, owner *ownership.Coordinator) *Replica {
-	r := &Replica{NATSURL: b.URL, MongoURI: d.URI, Runners: runners, Owner: owner}
+func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, svc *handlers.Service, b *Bus, d *Docs, h *Hot, g *generations, runners runnerSet, owner Ownership) *Replica {
+	r := &Replica{MongoURI: d.URI, Runners: runners, Owner: owner, Bus: b}
+	if b.Kind == config.BusJetStream {
+		r.NATSURL = b.URL
+	}
 	srv := &http.Server{
 		Handler: httpapi.New(httpapi.Config{
 			Commands: svc, Docs: &g.live, Hot: &g.live, Logger: log,
-			DeadLetters: deadLetters{DeadLetters: b.DeadLetters, runners: runners},
+			DeadLetters: deadLetters{letterStore: b.DeadLetters, runners: runners},
 			Status:      func(ctx context.Context) (any, error) { return status(ctx, cfg, b, g, runners, owner) },
 			Ready:       func(ctx context.Context) error { return ready(ctx, b, d, h) },
 			Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
@@ -260,7 +197,7 @@ func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prome
 					log.Error("http server stopped", "err", err)
 				}
 			}()
-			log.Info("evflow serving", "http", "http://"+r.HTTPAddr, "nats", redactURL(b.URL), "partitions", cfg.Partitions)
+			log.Info("evflow serving", "http", "http://"+r.HTTPAddr, "bus", b.Kind, "at", b.URL, "partitions", cfg.Partitions)
 			return nil
 		},
 		// Hand the partitions over first, while the API still answers: a

@@ -21,8 +21,9 @@ import (
 	"github.com/evflow/evflow/projections"
 )
 
-func TestDrillDropMongoAppsThenReplay(t *testing.T) {
-	s := newStand(t)
+func TestDrillDropMongoAppsThenReplay(t *testing.T) { onEachBus(t, testDrillDropMongoAppsThenReplay) }
+
+func testDrillDropMongoAppsThenReplay(t *testing.T, s *stand) {
 	r := s.start(t)
 	w := newDrillWorkload(20)
 	w.lifecycle(t, r, 0)
@@ -98,8 +99,9 @@ func TestDrillDropMongoAppsThenReplay(t *testing.T) {
 	checkAppsFold(t, r, w)
 }
 
-func TestDrillFlushRedisThenReplay(t *testing.T) {
-	s := newStand(t)
+func TestDrillFlushRedisThenReplay(t *testing.T) { onEachBus(t, testDrillFlushRedisThenReplay) }
+
+func testDrillFlushRedisThenReplay(t *testing.T, s *stand) {
 	r := s.start(t)
 	w := newDrillWorkload(20)
 	w.lifecycle(t, r, 0)
@@ -250,7 +252,10 @@ func TestDrillRestoreOlderMongoSnapshotThenReplayFromItsPosition(t *testing.T) {
 }
 
 func TestReplayResumesAfterInterruption(t *testing.T) {
-	s := newStand(t)
+	onEachBus(t, testReplayResumesAfterInterruption)
+}
+
+func testReplayResumesAfterInterruption(t *testing.T, s *stand) {
 	r := s.start(t)
 	w := newDrillWorkload(8)
 	w.lifecycle(t, r, 0)
@@ -384,7 +389,10 @@ func TestDrillInterruptedRedisReplayAfterDataLossStillRecovers(t *testing.T) {
 // are replayed from the beginning while commands and launches flow; the
 // swapped-in generations hold every event, before and after the swap.
 func TestDrillReplayUnderTrafficLosesNothing(t *testing.T) {
-	s := newStand(t)
+	onEachBus(t, testDrillReplayUnderTrafficLosesNothing)
+}
+
+func testDrillReplayUnderTrafficLosesNothing(t *testing.T, s *stand) {
 	r := s.start(t)
 	w := newDrillWorkload(12)
 	w.lifecycle(t, r, 0)

@@ -8,10 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	evjs "github.com/evflow/evflow/infra/bus/jetstream"
 	"github.com/evflow/evflow/infra/config"
 	"github.com/evflow/evflow/infra/mongo"
 	"github.com/evflow/evflow/infra/redis"
@@ -37,8 +33,8 @@ type ReplayOptions struct {
 	ProgressEvery time.Duration
 }
 
-// Replay rebuilds projections of the replicas that cfg's --nats-url,
-// --mongo-uri and --redis-addr point at, while they run. It returns the
+// Replay rebuilds projections of the replicas that cfg's --nats-url (or
+// --kafka-brokers), --mongo-uri and --redis-addr point at, while they run. It returns the
 // plans, and with DryRun false the summaries of the replays done.
 func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts ReplayOptions) ([]replay.Plan, []replay.Summary, error) {
 	var errs []error
@@ -58,8 +54,14 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 	if cfg.MaxBatch < 1 || cfg.MaxBatch > 100000 {
 		errs = append(errs, fmt.Errorf("--max-batch %d: must be 1 to 100000", cfg.MaxBatch))
 	}
-	if cfg.NATSURL == "" {
+	if cfg.Bus == config.BusKafka && opts.From.Seq > 1 {
+		errs = append(errs, fmt.Errorf("--from %s: a sequence is a JetStream stream position; on Kafka replay from the beginning or from a time", opts.From))
+	}
+	if cfg.Bus != config.BusKafka && cfg.NATSURL == "" {
 		errs = append(errs, errors.New("--nats-url is required: replay reads the stream of running replicas"))
+	}
+	if cfg.Bus == config.BusKafka && cfg.KafkaBrokers == "" {
+		errs = append(errs, errors.New("--kafka-brokers is required with --bus kafka: replay reads the topic of running replicas"))
 	}
 	if cfg.MongoURI == "" {
 		errs = append(errs, errors.New("--mongo-uri is required: the MongoDB the replicas use"))
@@ -72,33 +74,18 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 		return nil, nil, UsageError{err}
 	}
 
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("evflow-replay"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(cfg.NATSURL), err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	stream, err := js.Stream(ctx, evjs.DefaultStream)
-	if err != nil {
-		return nil, nil, fmt.Errorf("stream %s: %w", evjs.DefaultStream, err)
-	}
-	// The stream's own partition count, whatever --partitions says: a
-	// replay of fewer partitions would swap in an incomplete generation.
-	if cfg.Partitions, err = evjs.StreamPartitions(stream); err != nil {
-		return nil, nil, err
-	}
-	dl, err := evjs.EnsureDeadLetters(ctx, js, cfg.Replicas())
-	if err != nil {
-		return nil, nil, err
-	}
 	client, db, err := mongo.Connect(ctx, cfg.MongoURI, cfg.MongoDB)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--mongo-uri: %w", err)
 	}
 	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
+	rb, err := openReplayBus(ctx, cfg, log, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rb.close()
+	cfg.Partitions = rb.partitions
+	dl := rb.deadLetters
 	mcfg := mongo.Config{MaxBulk: cfg.MongoMaxBulk}
 	if ferret, err := mongo.IsFerretDB(ctx, db); err != nil {
 		return nil, nil, fmt.Errorf("--mongo-uri: %w", err)
@@ -137,7 +124,7 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 		}},
 	}
 	rcfg := replay.Config{
-		Stream: stream, JS: js, Topic: evjs.DefaultTopic, Partitions: cfg.Partitions, From: opts.From,
+		Log: rb.log, NewSubscriber: rb.newSubscriber, Topic: rb.topic, Partitions: cfg.Partitions, From: opts.From,
 		MaxBatch: cfg.MaxBatch, DeadLetters: dl, Grace: opts.Grace,
 		Progress: opts.Progress, ProgressEvery: opts.ProgressEvery, Logger: log,
 	}

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	evjs "github.com/evflow/evflow/infra/bus/jetstream"
-
 	"github.com/evflow/evflow/infra/config"
-	"github.com/evflow/evflow/infra/ownership"
 	"github.com/evflow/evflow/infra/projector"
 )
 
@@ -21,7 +18,9 @@ type Status struct {
 	Owned      []int  `json:"owned"`
 	Takeovers  uint64 `json:"takeovers"`
 	Partitions int    `json:"partitions"`
-	// StreamMessages and StreamLast describe the event stream.
+	// Bus is the event log's backend: jetstream or kafka.
+	Bus string `json:"bus"`
+	// StreamMessages and StreamLast (the highest head) describe the event log.
 	StreamMessages uint64 `json:"stream_messages"`
 	StreamLast     uint64 `json:"stream_last_position"`
 	// Heads is the position of the last event of each partition.
@@ -53,21 +52,25 @@ type ProjectionStatus struct {
 	// Checkpoints is the stored position of the last applied event, per partition.
 	Checkpoints []uint64 `json:"checkpoints"`
 	// Lag is how many positions each partition's checkpoint trails its head
-	// (positions are stream-wide, so this bounds the events still to apply).
+	// (on JetStream positions are stream-wide, so this bounds the events
+	// still to apply; on Kafka it is their count).
 	Lag []uint64 `json:"lag"`
 	// Error says why the checkpoints could not be read (its store is down);
 	// Checkpoints and Lag are then empty.
 	Error string `json:"error,omitempty"`
 }
 
-func status(ctx context.Context, cfg config.Config, b *Bus, g *generations, runners runnerSet, owner *ownership.Coordinator) (Status, error) {
-	info, err := b.Stream.Info(ctx)
+func status(ctx context.Context, cfg config.Config, b *Bus, g *generations, runners runnerSet, owner Ownership) (Status, error) {
+	msgs, err := b.Log.Messages(ctx)
 	if err != nil {
-		return Status{}, fmt.Errorf("stream info: %w", err)
-	}
-	st := Status{Replica: owner.Replica(), Owned: owner.Owned(), Takeovers: owner.Takeovers(), Partitions: cfg.Partitions, StreamMessages: info.State.Msgs, StreamLast: info.State.LastSeq}
-	if st.Heads, err = evjs.PartitionHeads(ctx, b.Stream, evjs.DefaultTopic, cfg.Partitions); err != nil {
 		return Status{}, err
+	}
+	st := Status{Replica: owner.Replica(), Owned: owner.Owned(), Takeovers: owner.Takeovers(), Partitions: cfg.Partitions, Bus: b.Kind, StreamMessages: msgs}
+	if st.Heads, err = b.Log.Heads(ctx); err != nil {
+		return Status{}, err
+	}
+	for _, h := range st.Heads {
+		st.StreamLast = max(st.StreamLast, h)
 	}
 	st.Rebuilds = g.rebuilds.Load()
 	for i, r := range runners {
@@ -107,8 +110,8 @@ const statusTimeout = 2 * time.Second
 // ready reports whether the replica can reach the bus, MongoDB and Redis.
 func ready(ctx context.Context, b *Bus, d *Docs, h *Hot) error {
 	var errs []error
-	if !b.Conn.IsConnected() {
-		errs = append(errs, fmt.Errorf("nats: %s", b.Conn.Status()))
+	if err := b.ready(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if err := d.Client.Ping(ctx, nil); err != nil {
 		errs = append(errs, fmt.Errorf("mongodb: %w", err))

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/evflow/evflow/infra/bus"
 	evjs "github.com/evflow/evflow/infra/bus/jetstream"
 	evmongo "github.com/evflow/evflow/infra/mongo"
+	"github.com/evflow/evflow/infra/projector"
 	"github.com/evflow/evflow/infra/redis"
 	"github.com/evflow/evflow/infra/replay"
 	"github.com/evflow/evflow/infra/testenv"
@@ -61,7 +63,12 @@ func BenchmarkReplay(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg := replay.Config{Stream: stream, JS: js, Topic: evjs.DefaultTopic, Partitions: benchPartitions, Grace: time.Millisecond}
+	cfg := replay.Config{
+		Log: evjs.Log{Stream: stream, Topic: evjs.DefaultTopic, Partitions: benchPartitions}, Topic: evjs.DefaultTopic, Partitions: benchPartitions, Grace: time.Millisecond,
+		NewSubscriber: func(start projector.StartAfter, window int) (message.Subscriber, error) {
+			return evjs.NewSubscriber(js, evjs.SubscriberConfig{StartAfter: start, Window: window})
+		},
+	}
 	targets := []replay.Target{
 		{Name: projections.RedisName, Store: redis.NewGenerations(rc), Open: func(gen string) (projections.Projector, error) {
 			s, err := redis.New(rc, redis.Config{Prefix: redis.PrefixOf(gen)})

@@ -2,13 +2,9 @@ package replay
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
-	evjs "github.com/evflow/evflow/infra/bus/jetstream"
 	"github.com/evflow/evflow/infra/projector"
 	"github.com/evflow/evflow/projections"
 )
@@ -19,21 +15,21 @@ const checkEvery = 25 * time.Millisecond
 // build applies the stream to proj, every partition from its checkpoint
 // but not before floor, until all have caught up with their heads; then
 // it drains the batches in hand and returns the heads caught up with.
-func build(ctx context.Context, cfg Config, proj projections.Projector, floor uint64, began time.Time, sum *Summary) ([]uint64, error) {
+func build(ctx context.Context, cfg Config, proj projections.Projector, floor []uint64, began time.Time, sum *Summary) ([]uint64, error) {
 	from, err := checkpoints(ctx, proj, cfg.Partitions)
 	if err != nil {
 		return nil, err
 	}
 	var total uint64
 	for p := range from {
-		from[p] = max(from[p], floor)
-		n, err := evjs.Pending(ctx, cfg.Stream, cfg.Topic, p, from[p])
+		from[p] = max(from[p], floor[p])
+		n, err := cfg.Log.Pending(ctx, p, from[p])
 		if err != nil {
 			return nil, err
 		}
 		total += n
 	}
-	stored, err := streamMsgs(ctx, cfg)
+	stored, err := cfg.Log.Messages(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -41,9 +37,7 @@ func build(ctx context.Context, cfg Config, proj projections.Projector, floor ui
 	r, err := projector.New(projector.Config{
 		Topic: cfg.Topic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch,
 		DeadLetters: cfg.DeadLetters, Logger: cfg.Logger,
-	}, floored{proj, floor}, func(start projector.StartAfter, window int) (message.Subscriber, error) {
-		return evjs.NewSubscriber(cfg.JS, evjs.SubscriberConfig{StartAfter: start, Window: window, Logger: cfg.Logger})
-	})
+	}, floored{proj, floor}, cfg.NewSubscriber)
 	if err != nil {
 		return nil, err
 	}
@@ -79,11 +73,11 @@ func build(ctx context.Context, cfg Config, proj projections.Projector, floor ui
 			continue
 		}
 		// Fresh heads, and a total grown by what was published since.
-		if heads, err = evjs.PartitionHeads(ctx, cfg.Stream, cfg.Topic, cfg.Partitions); err != nil {
+		if heads, err = cfg.Log.Heads(ctx); err != nil {
 			return nil, err
 		}
 		polled = time.Now()
-		if n, err := streamMsgs(ctx, cfg); err == nil && n > stored {
+		if n, err := cfg.Log.Messages(ctx); err == nil && n > stored {
 			total, stored = total+n-stored, n
 		}
 		if caughtUp(r, from, heads) {
@@ -111,22 +105,14 @@ func caughtUp(r *projector.Runner, from, heads []uint64) bool {
 	return true
 }
 
-func streamMsgs(ctx context.Context, cfg Config) (uint64, error) {
-	info, err := cfg.Stream.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream info: %w", err)
-	}
-	return info.State.Msgs, nil
-}
-
-// floored starts a projection no earlier than after floor: its checkpoint
-// is never below floor.
+// floored starts a projection no earlier than after floor: a partition's
+// checkpoint is never below its floor.
 type floored struct {
 	projections.Projector
-	floor uint64
+	floor []uint64
 }
 
 func (f floored) Checkpoint(ctx context.Context, partition int) (uint64, error) {
 	c, err := f.Projector.Checkpoint(ctx, partition)
-	return max(c, f.floor), err
+	return max(c, f.floor[partition]), err
 }

@@ -24,9 +24,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	evjs "github.com/evflow/evflow/infra/bus/jetstream"
+	"github.com/evflow/evflow/infra/bus"
 	"github.com/evflow/evflow/infra/generation"
 	"github.com/evflow/evflow/infra/projector"
 	"github.com/evflow/evflow/projections"
@@ -95,12 +93,12 @@ type Target struct {
 
 // Config configures a replay.
 type Config struct {
-	// Stream is the event stream, read through JS; Topic and Partitions
-	// name its partitions.
-	Stream     jetstream.Stream
-	JS         jetstream.JetStream
-	Topic      string
-	Partitions int
+	// Log reads the event log; NewSubscriber subscribes to its
+	// partitions, Topic and Partitions name them.
+	Log           bus.Log
+	NewSubscriber projector.NewSubscriber
+	Topic         string
+	Partitions    int
 	// From is where the rebuild starts.
 	From From
 	// MaxBatch bounds the events applied at once; default projector.DefaultMaxBatch.
@@ -208,11 +206,11 @@ func Prepare(ctx context.Context, cfg Config, t Target) (Plan, error) {
 		}
 	}
 	for p := range cfg.Partitions {
-		after := floor
+		after := floor[p]
 		if from != nil {
 			after = max(after, from[p])
 		}
-		n, err := evjs.Pending(ctx, cfg.Stream, cfg.Topic, p, after)
+		n, err := cfg.Log.Pending(ctx, p, after)
 		if err != nil {
 			return plan, fmt.Errorf("replay %s: %w", t.Name, err)
 		}
@@ -301,7 +299,7 @@ func begin(ctx context.Context, cfg Config, t Target) (generation.Record, error)
 	if !found {
 		initial := generation.Record{Live: generation.Original, Ready: true}
 		if t.Volatile {
-			heads, err := evjs.PartitionHeads(ctx, cfg.Stream, cfg.Topic, cfg.Partitions)
+			heads, err := cfg.Log.Heads(ctx)
 			if err != nil {
 				return rec, err
 			}
@@ -357,19 +355,19 @@ func change(ctx context.Context, t Target, building string, f func(*generation.R
 	return generation.Record{}, errors.New("the generation record keeps changing; run the replay again")
 }
 
-// startAfter is the position after which the rebuild applies events.
-func startAfter(ctx context.Context, cfg Config) (uint64, error) {
-	switch {
-	case !cfg.From.Time.IsZero():
-		seq, err := evjs.SeqAt(ctx, cfg.Stream, cfg.Topic, cfg.From.Time)
-		if err != nil {
-			return 0, err
-		}
-		return seq - 1, nil
-	case cfg.From.Seq > 0:
-		return cfg.From.Seq - 1, nil
+// startAfter is, per partition, the position after which the rebuild
+// applies events.
+func startAfter(ctx context.Context, cfg Config) ([]uint64, error) {
+	if !cfg.From.Time.IsZero() {
+		return cfg.Log.StartsAt(ctx, cfg.From.Time)
 	}
-	return 0, nil
+	out := make([]uint64, cfg.Partitions)
+	if cfg.From.Seq > 0 {
+		for p := range out {
+			out[p] = cfg.From.Seq - 1
+		}
+	}
+	return out, nil
 }
 
 // checkpoints reads every partition's checkpoint of proj.
@@ -387,13 +385,13 @@ func checkpoints(ctx context.Context, proj projections.Projector, partitions int
 
 // verify checks that every partition's checkpoint reached the head the
 // rebuild caught up with.
-func verify(ctx context.Context, proj projections.Projector, heads []uint64, floor uint64) error {
+func verify(ctx context.Context, proj projections.Projector, heads, floor []uint64) error {
 	cps, err := checkpoints(ctx, proj, len(heads))
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
 	for p, h := range heads {
-		if h > floor && cps[p] < h {
+		if h > floor[p] && cps[p] < h {
 			return fmt.Errorf("verify: partition %d stored up to %d, short of its head %d", p, cps[p], h)
 		}
 	}

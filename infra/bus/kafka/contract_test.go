@@ -9,22 +9,19 @@ import (
 
 	"github.com/evflow/evflow/infra/bus/bustest"
 	"github.com/evflow/evflow/infra/bus/kafka"
-	evmongo "github.com/evflow/evflow/infra/mongo"
 	evredis "github.com/evflow/evflow/infra/redis"
 	"github.com/evflow/evflow/infra/testenv"
 )
 
-// stores are the MongoDB (fence) and Redis (deduplication) a Kafka bus
-// needs, shared by the tests of a run; each bus gets its own database and
-// key prefix.
+// stores are the Redis a Kafka bus keeps its fence and deduplication window
+// in, shared by the tests of a run; each bus gets its own key prefixes.
 type stores struct {
-	mongo *testenv.Mongo
 	redis *testenv.Redis
 	n     int
 }
 
 func newStores(t *testing.T) *stores {
-	return &stores{mongo: testenv.StartMongo(t), redis: testenv.StartRedis(t)}
+	return &stores{redis: testenv.StartRedis(t)}
 }
 
 // open starts a kfake cluster and opens a bus on it.
@@ -33,11 +30,6 @@ func (s *stores) open(t *testing.T, partitions int) *kafka.Bus {
 	s.n++
 	ctx := testenv.Context(t)
 	k := testenv.StartKafka(t, 1)
-	client, db, err := evmongo.Connect(ctx, s.mongo.URI(), fmt.Sprintf("kafka%d", s.n))
-	if err != nil {
-		t.Fatalf("mongo: %v", err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
 	rc, err := evredis.Connect(ctx, evredis.ClientConfig{Addr: s.redis.Addr})
 	if err != nil {
 		t.Fatalf("redis: %v", err)
@@ -45,7 +37,7 @@ func (s *stores) open(t *testing.T, partitions int) *kafka.Bus {
 	t.Cleanup(rc.Close)
 	b, err := kafka.Open(ctx, kafka.Config{
 		Brokers: kafka.Brokers(k.Brokers()), Partitions: partitions,
-		Fence: evmongo.NewFence(db), Dedup: evredis.NewDedup(rc, fmt.Sprintf("t%d:published:", s.n)),
+		Fence: evredis.NewFence(rc, fmt.Sprintf("t%d:fence:", s.n)), Dedup: evredis.NewDedup(rc, fmt.Sprintf("t%d:published:", s.n)),
 	})
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -67,4 +59,17 @@ func TestContract(t *testing.T) {
 			Log:  b.Log,
 		}
 	})
+}
+
+// flush empties the Redis, as a restart without persistence does.
+func (s *stores) flush(t *testing.T) {
+	t.Helper()
+	rc, err := evredis.Connect(testenv.Context(t), evredis.ClientConfig{Addr: s.redis.Addr})
+	if err != nil {
+		t.Fatalf("redis: %v", err)
+	}
+	defer rc.Close()
+	if err := rc.Do(testenv.Context(t), rc.B().Flushall().Build()).Error(); err != nil {
+		t.Fatalf("flushall: %v", err)
+	}
 }

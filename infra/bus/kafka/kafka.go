@@ -17,8 +17,9 @@
 //
 // What Kafka lacks, and how evflow makes up for it:
 //   - Conditional append. Kafka cannot append "only if the aggregate's last
-//     event is still N". A [Fence] (a MongoDB document per aggregate) orders
-//     the conditional appends of each aggregate: claim, produce, settle.
+//     event is still N". A [Fence] (a Redis hash per aggregate, changed by
+//     Lua scripts) orders the conditional appends of each aggregate: claim,
+//     produce, settle. A claim whose holder died is resolved from the log.
 //   - Deduplication of a retried publish by event id. Kafka's idempotent
 //     producer drops its own retries, not a caller's. A [Dedup] (Redis)
 //     remembers the position of each published event id for a window.

@@ -65,6 +65,34 @@ func TestClaimLeftInDoubtIsResolvedFromTheLog(t *testing.T) {
 	}
 }
 
+// A fence that lost its data (Redis restarted without persistence) learns
+// an aggregate's last position from the log.
+func TestLostFenceLearnsTheHeadFromTheLog(t *testing.T) {
+	s := newStores(t)
+	ctx := testenv.Context(t)
+	b := s.open(t, 4)
+	app := bus.NewAppender(b.Publisher, kafka.DefaultTopic, 4)
+	zero := uint64(0)
+	p1, err := app.Append(ctx, &zero, bustest.AppEvent("a1", "appL"))
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	p2, err := app.Append(ctx, &p1[0], bustest.AppEvent("a2", "appL"))
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	s.flush(t)
+	if _, err := app.Append(ctx, &p1[0], bustest.AppEvent("stale", "appL")); !errors.Is(err, events.ErrConflict) {
+		t.Fatalf("append on a stale position after the fence was lost: %v, want ErrConflict", err)
+	}
+	if head, err := b.Heads().Head(ctx, events.AggregateApp, "appL"); err != nil || head != p2[0] {
+		t.Fatalf("head = %d, %v; want %d, found in the log", head, err, p2[0])
+	}
+	if _, err := app.Append(ctx, &p2[0], bustest.AppEvent("a3", "appL")); err != nil {
+		t.Fatalf("append on the head: %v", err)
+	}
+}
+
 // recorder is an Assigner that records who owns what, and fails the test
 // when a partition is assigned to a member while another still has it.
 type recorder struct {

@@ -51,7 +51,9 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if cfg.Topic == "" {
 		cfg.Topic = DefaultTopic
 	}
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, ProducerOpts(cfg.Lease)...), cfg.Opts...)...)
+	// A short metadata age: a topic just created is seen at once.
+	base := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.MetadataMinAge(250 * time.Millisecond)}
+	cl, err := kgo.NewClient(append(append(base, ProducerOpts(cfg.Lease)...), cfg.Opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}

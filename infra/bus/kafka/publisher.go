@@ -61,8 +61,8 @@ type Publisher struct {
 var _ message.Publisher = (*Publisher)(nil)
 
 // ProducerOpts are the producer options evflow needs: explicit partitions,
-// acks from all in-sync replicas, idempotence (franz-go's default), no
-// linger beyond what concurrent publishes batch on their own.
+// acks from all in-sync replicas, idempotence (franz-go's default), and
+// delivery bounded by half the fence lease.
 func ProducerOpts(lease time.Duration) []kgo.Opt {
 	if lease <= 0 {
 		lease = DefaultLease
