@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, new(usageError)):
+	case errors.As(err, new(usageError)), errors.As(err, new(platform.UsageError)):
 		fmt.Fprintf(stderr, "evflow %s: %v\n", args[0], err)
 		return 2
 	default:

@@ -37,6 +37,20 @@ func TestBadArgumentsNameTheFlagAndExit2(t *testing.T) {
 		{[]string{"replay", "--projection", "apps"}, "--nats-url is required"},
 		{[]string{"replay", "--projection", "redis", "--from", "42"}, "--from 42"},
 		{[]string{"replay", "--projection", "apps", "--mongo-max-bulk", "-1"}, "--mongo-max-bulk"},
+		{[]string{"serve", "--bus", "rabbit"}, "--bus"},
+		{[]string{"serve", "--bus", "kafka"}, "--kafka-brokers: is required"},
+		{[]string{"serve", "--bus", "kafka", "--kafka-brokers", "nohost"}, "--kafka-brokers"},
+		{[]string{"serve", "--bus", "kafka", "--kafka-brokers", "k:9092", "--nats-url", "nats://x:4222"}, "--bus"},
+		{[]string{"serve", "--kafka-brokers", "k:9092"}, "needs --bus kafka"},
+		{[]string{"replay", "--projection", "apps", "--bus", "rabbit"}, "--bus"},
+		{[]string{"replay", "--projection", "apps", "--bus", "kafka"}, "--kafka-brokers is required"},
+		{[]string{"replay", "--projection", "apps", "--bus", "kafka", "--from", "42"}, "on Kafka replay from the beginning or from a time"},
+		{[]string{"publish", "launches", "--bus", "rabbit"}, "--bus"},
+		{[]string{"publish", "launches", "--bus", "kafka"}, "--kafka-brokers is required"},
+		{[]string{"publish", "launches", "--bus", "kafka", "--kafka-brokers", "127.0.0.1:1"}, "--redis-addr"},
+		{[]string{"publish", "launches", "--bus", "jetstream"}, "--nats-url is required"},
+		{[]string{"serve", "--redis-db", "16"}, "--redis-db"},
+		{[]string{"replay", "--projection", "apps", "--redis-db", "-2"}, "--redis-db"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,6 +122,17 @@ func busFlags(fs *flag.FlagSet, cfg *config.Config) {
 	fs.StringVar(&cfg.RedisAddr, "redis-addr", envOr("redis-addr", ""), "Redis host:port the replicas use (or --redis-sentinels)")
 	fs.StringVar(&cfg.RedisSentinels, "redis-sentinels", envOr("redis-sentinels", ""), "Redis Sentinels' host:port, comma-separated, as the replicas use")
 	fs.StringVar(&cfg.RedisMasterSet, "redis-master-set", envOr("redis-master-set", ""), "name under which the Sentinels watch the Redis primary")
+	fs.IntVar(&cfg.RedisDB, "redis-db", envInt("redis-db", 0), "Redis logical database the replicas use")
+}
+
+// envInt is envOr for a whole number; a value that does not parse is -1,
+// which the command rejects naming the flag.
+func envInt(flag string, def int) int {
+	v, err := strconv.Atoi(envOr(flag, strconv.Itoa(def)))
+	if err != nil {
+		return -1
+	}
+	return v
 }
 
 func envOr(flag, def string) string {

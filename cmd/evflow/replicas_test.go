@@ -30,6 +30,10 @@ type cluster struct {
 	replicas map[string]*proc
 	all      []*proc // every replica ever started, for logs
 	mu       sync.Mutex
+	// busFlags point replicas at the bus; tookLog is what a replica logs
+	// when it takes partitions over.
+	busFlags []string
+	tookLog  string
 }
 
 // proc is one replica process.
@@ -69,7 +73,8 @@ func binary(t *testing.T) string {
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
 	c := &cluster{t: t, bin: binary(t), nats: testenv.StartNATS(t), redis: testenv.StartRedis(t),
-		mongo: testenv.StartMongo(t), replicas: map[string]*proc{}}
+		mongo: testenv.StartMongo(t), replicas: map[string]*proc{}, tookLog: "took partition"}
+	c.busFlags = []string{"--nats-url", c.nats.URL()}
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
@@ -85,11 +90,21 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
-// start runs a replica process on the shared NATS and waits until it is
+// newKafkaCluster is a cluster whose replicas share a Kafka bus (kfake).
+func newKafkaCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := newCluster(t)
+	k := testenv.StartKafka(t, 1)
+	c.busFlags = []string{"--bus", "kafka", "--kafka-brokers", k.Brokers(), "--kafka-session-timeout", "3s"}
+	c.tookLog = "partitions assigned"
+	return c
+}
+
+// start runs a replica process on the shared bus and waits until it is
 // ready; extra flags come after (and so override) the defaults.
 func (c *cluster) start(id string, extra ...string) *proc {
 	c.t.Helper()
-	p := c.spawn(id, append([]string{"--nats-url", c.nats.URL()}, extra...)...)
+	p := c.spawn(id, append(append([]string{}, c.busFlags...), extra...)...)
 	c.ready(p)
 	return p
 }

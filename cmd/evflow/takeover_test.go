@@ -189,6 +189,17 @@ func TestKillReplicaMidWorkloadLosesAndDoublesNothing(t *testing.T) {
 	t.Logf("kill -9: survivors took every partition %s after the kill (lease TTL 3s); %d events", takeover, w.events())
 }
 
+func TestKillReplicaMidWorkloadOnKafkaLosesAndDoublesNothing(t *testing.T) {
+	c := newKafkaCluster(t)
+	for _, id := range []string{"r1", "r2", "r3"} {
+		c.start(id)
+	}
+	c.owners(20 * time.Second)
+	w := newWorkload(200, 20000, 100, 1)
+	takeover := c.killMidWorkload(w, 8*time.Second)
+	t.Logf("kill -9 on Kafka: survivors were assigned every partition %s after the kill (session timeout 3s); %d events", takeover, w.events())
+}
+
 // killMidWorkload runs w, kills one replica with kill -9 halfway through,
 // checks that the stream holds every event once and every projection
 // equals the workload's own expectation, that no sampled app ever went
@@ -216,7 +227,7 @@ func (c *cluster) killMidWorkload(w *workload, bound time.Duration) time.Duratio
 	if killedAt.IsZero() {
 		t.Fatal("the workload's midway step (kill -9) did not run")
 	}
-	tookAt, ok := lastLoggedAfter(t, c.live(), "took partition", killedAt)
+	tookAt, ok := lastLoggedAfter(t, c.live(), c.tookLog, killedAt)
 	if !ok {
 		t.Fatal("no survivor logged taking a partition after the kill")
 	}

@@ -64,6 +64,8 @@ type Config struct {
 	// follows its failovers.
 	RedisSentinels string
 	RedisMasterSet string
+	// RedisDB is the Redis logical database evflow uses.
+	RedisDB int
 	// Partitions of the event stream, fixed for its life.
 	Partitions int
 	// MaxBatch bounds the events a projection applies at once.
@@ -134,6 +136,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	str(&c.RedisAddr, "redis-addr", "Redis host:port; empty (and no --redis-sentinels) runs an embedded in-memory Redis")
 	str(&c.RedisSentinels, "redis-sentinels", "Redis Sentinels' host:port, comma-separated, watching --redis-master-set (instead of --redis-addr)")
 	str(&c.RedisMasterSet, "redis-master-set", "name under which the Sentinels watch the Redis primary")
+	num(&c.RedisDB, "redis-db", "Redis logical database (SELECT) evflow uses")
 	num(&c.Partitions, "partitions", "partitions of the event stream (fixed once the stream exists)")
 	num(&c.MaxBatch, "max-batch", "most events a projection applies in one batch")
 	num(&c.MaxAttempts, "max-attempts", "attempts of an event failing for good before it is parked as a dead letter")
@@ -215,6 +218,9 @@ func (c Config) Validate() error {
 		}
 	} else if c.RedisMasterSet != "" {
 		bad("redis-master-set", "needs --redis-sentinels")
+	}
+	if c.RedisDB < 0 || c.RedisDB > 15 {
+		bad("redis-db", "%d is out of range 0-15", c.RedisDB)
 	}
 	if c.MongoURI != "" && !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
 		bad("mongo-uri", "must start with mongodb:// or mongodb+srv://")
@@ -329,9 +335,9 @@ func envParse[T any](c *Config, flag string, def T, parse func(string) (T, error
 func (c Config) Redis() (redis.ClientConfig, bool) {
 	switch {
 	case c.RedisSentinels != "":
-		return redis.ClientConfig{Sentinels: strings.Split(c.RedisSentinels, ","), MasterSet: c.RedisMasterSet}, true
+		return redis.ClientConfig{Sentinels: strings.Split(c.RedisSentinels, ","), MasterSet: c.RedisMasterSet, DB: c.RedisDB}, true
 	case c.RedisAddr != "":
-		return redis.ClientConfig{Addr: c.RedisAddr}, true
+		return redis.ClientConfig{Addr: c.RedisAddr, DB: c.RedisDB}, true
 	}
 	return redis.ClientConfig{}, false
 }

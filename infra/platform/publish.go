@@ -58,6 +58,8 @@ func kafkaIngester(ctx context.Context, cfg config.Config) (handlers.Ingester, f
 	switch {
 	case cfg.KafkaBrokers == "":
 		return handlers.Ingester{}, nil, UsageError{errors.New("--kafka-brokers is required with --bus kafka")}
+	case cfg.RedisDB < 0 || cfg.RedisDB > 15:
+		return handlers.Ingester{}, nil, UsageError{fmt.Errorf("--redis-db %d: must be 0 to 15", cfg.RedisDB)}
 	case !external:
 		return handlers.Ingester{}, nil, UsageError{errors.New("--redis-addr (or --redis-sentinels) is required with --bus kafka: retried publishes are deduplicated there, as by the replicas")}
 	}

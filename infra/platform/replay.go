@@ -48,6 +48,9 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 			errs = append(errs, fmt.Errorf("--from %s: the Redis projection is rebuilt from the beginning only (it replays in seconds)", opts.From))
 		}
 	}
+	if cfg.RedisDB < 0 || cfg.RedisDB > 15 {
+		errs = append(errs, fmt.Errorf("--redis-db %d: must be 0 to 15", cfg.RedisDB))
+	}
 	if cfg.MongoMaxBulk < 0 {
 		errs = append(errs, fmt.Errorf("--mongo-max-bulk %d: must be 0 (the default) or more", cfg.MongoMaxBulk))
 	}

@@ -43,6 +43,9 @@ type ClientConfig struct {
 	// again from the stream.
 	Sentinels []string
 	MasterSet string
+	// DB is the logical database (SELECT); 0 by default. Two evflow
+	// deployments may share a Redis in different databases.
+	DB int
 	// ConnWriteTimeout: see [DefaultConnWriteTimeout].
 	ConnWriteTimeout time.Duration
 	// DialTimeout bounds each connection attempt; [rueidis.DefaultDialTimeout] when unset.
@@ -128,6 +131,7 @@ func Connect(ctx context.Context, cfg ClientConfig) (rueidis.Client, error) {
 		DialCtxFn:        cfg.DialCtxFn,
 		DisableRetry:     cfg.MaxRetries < 0,
 		RetryDelay:       retryDelay(cfg.MaxRetries),
+		SelectDB:         cfg.DB,
 	}
 	where := cfg.Addr
 	if len(cfg.Sentinels) > 0 {
