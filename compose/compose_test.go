@@ -4,11 +4,17 @@ package compose_test
 // is checked the way compose itself reads it: docker-compose.yml is loaded with
 // the compose-spec loader (the one docker compose uses), once as `up` sees it
 // and once with the kafka profile, and the loaded project is checked for what
-// makes the stack come up healthy and highly available. The Dockerfile's build
-// line is run as written, and its result checked to be a static binary.
+// makes the stack come up healthy and highly available. Each replica's command
+// and environment are also read by evflow's own flags (infra/config), as
+// `serve` and the one-off commands read them in the container. The
+// Dockerfile's build line is run as written, and its result checked to be a
+// static binary.
 
 import (
+	"flag"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -22,6 +28,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/evflow/evflow/infra/config"
 )
 
 const composeFile = "docker-compose.yml"
@@ -62,8 +70,11 @@ func load(t *testing.T, profiles ...string) *types.Project {
 type stack struct {
 	p       *types.Project
 	evflow  []string // built from the repository's Dockerfile
+	onNATS  []string // evflow replicas on JetStream, the default bus
+	onKafka []string // evflow replicas on Kafka (--bus kafka or EVFLOW_BUS=kafka)
 	nats    []string // nats image
 	mongo   []string // mongod replica set members
+	kafka   []string // apache/kafka image
 	oneShot []string // depended on with service_completed_successfully
 }
 
@@ -75,10 +86,17 @@ func newStack(t *testing.T, p *types.Project) *stack {
 		switch {
 		case svc.Build != nil:
 			s.evflow = append(s.evflow, name)
+			if s.bus(t, name) == config.BusKafka {
+				s.onKafka = append(s.onKafka, name)
+			} else {
+				s.onNATS = append(s.onNATS, name)
+			}
 		case strings.HasPrefix(svc.Image, "nats:"):
 			s.nats = append(s.nats, name)
 		case strings.HasPrefix(svc.Image, "mongo:") && len(svc.Command) > 0 && svc.Command[0] == "mongod":
 			s.mongo = append(s.mongo, name)
+		case strings.HasPrefix(svc.Image, "apache/kafka"):
+			s.kafka = append(s.kafka, name)
 		}
 		for dep, d := range svc.DependsOn {
 			if d.Condition == types.ServiceConditionCompletedSuccessfully && !slices.Contains(s.oneShot, dep) {
@@ -87,8 +105,11 @@ func newStack(t *testing.T, p *types.Project) *stack {
 		}
 	}
 	sort.Strings(s.oneShot)
-	if len(s.evflow) < 2 {
-		t.Fatalf("want at least 2 evflow replicas (services with a build section), found %v", s.evflow)
+	if len(s.onNATS) < 2 {
+		t.Fatalf("want at least 2 evflow replicas on JetStream (services with a build section), found %v", s.onNATS)
+	}
+	if len(s.onKafka) == 1 {
+		t.Fatalf("want at least 2 evflow replicas on Kafka, so that one takes over from the other, found %v", s.onKafka)
 	}
 	if len(s.nats) != 3 {
 		t.Fatalf("want a 3-node NATS cluster (services with a nats: image), found %v", s.nats)
@@ -145,6 +166,63 @@ func (s *stack) evflowFlags(t *testing.T, name string) map[string]string {
 	return flags
 }
 
+// bus is the event log replica name runs on: its --bus, else its EVFLOW_BUS,
+// else the default.
+func (s *stack) bus(t *testing.T, name string) string {
+	t.Helper()
+	if b := s.evflowFlags(t, name)["bus"]; b != "" {
+		return b
+	}
+	if b := s.p.Services[name].Environment[config.EnvName("bus")]; b != nil && *b != "" {
+		return *b
+	}
+	return config.Default().Bus
+}
+
+// busNodes are the services the event log of replica name runs on.
+func (s *stack) busNodes(name string) []string {
+	if slices.Contains(s.onKafka, name) {
+		return s.kafka
+	}
+	return s.nats
+}
+
+// readConfig is the configuration evflow builds from the EVFLOW_* variables
+// of service name (and only those: every other one is unset for the rest of
+// the test) and args, with the flags of `serve`.
+func (s *stack) readConfig(t *testing.T, name string, args []string) config.Config {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "EVFLOW_") {
+			t.Setenv(k, "") // restored when the test ends
+			os.Unsetenv(k)
+		}
+	}
+	for k, v := range s.p.Services[name].Environment {
+		if v != nil && strings.HasPrefix(k, "EVFLOW_") {
+			t.Setenv(k, *v)
+		}
+	}
+	cfg := config.Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("%s: evflow does not take %q: %v", name, args, err)
+	}
+	if fs.NArg() > 0 {
+		t.Fatalf("%s: unexpected argument %q after the flags", name, fs.Arg(0))
+	}
+	return cfg
+}
+
+// serveConfig is the configuration `serve` runs with in replica name.
+func (s *stack) serveConfig(t *testing.T, name string) config.Config {
+	t.Helper()
+	s.evflowFlags(t, name) // it runs serve
+	return s.readConfig(t, name, s.p.Services[name].Command[1:])
+}
+
 // requireFlag is the value of flag f of service name, failing when it is unset.
 func requireFlag(t *testing.T, name string, flags map[string]string, f string) string {
 	t.Helper()
@@ -169,8 +247,9 @@ func script(svc types.ServiceConfig) string {
 	return strings.Join(append(append([]string{}, svc.Entrypoint...), svc.Command...), " ")
 }
 
-// TestComposeDefaultStartsNoKafka: a plain `up` starts everything evflow uses
-// and no Kafka, which is only started with --profile kafka.
+// TestComposeDefaultStartsNoKafka: a plain `up` starts everything the
+// JetStream replicas use and neither Kafka nor the replicas on it, which are
+// only started with --profile kafka.
 func TestComposeDefaultStartsNoKafka(t *testing.T) {
 	def := load(t)
 	withKafka := load(t, "kafka")
@@ -187,17 +266,38 @@ func TestComposeDefaultStartsNoKafka(t *testing.T) {
 		if _, ok := def.Services[name]; ok {
 			t.Errorf("%s runs without --profile kafka: the default stack must not start Kafka", name)
 		}
-		env := withKafka.Services[name].Environment
-		if roles := env["KAFKA_PROCESS_ROLES"]; roles == nil || !strings.Contains(*roles, "controller") {
-			t.Errorf("%s: KAFKA_PROCESS_ROLES must include controller (KRaft mode, no ZooKeeper)", name)
-		}
 	}
 	for _, name := range sortedNames(withKafka.Services) {
 		if _, ok := def.Services[name]; !ok && !slices.Contains(kafka, name) {
 			t.Errorf("%s is disabled by default but not under the kafka profile", name)
 		}
 	}
-	newStack(t, def) // the default stack has its replicas, NATS cluster and replica set
+	s := newStack(t, withKafka)
+	if len(s.kafka) == 0 || len(s.onKafka) == 0 {
+		t.Fatalf("with --profile kafka: Kafka nodes %v, evflow replicas on Kafka %v; want both", s.kafka, s.onKafka)
+	}
+	for _, name := range s.kafka {
+		env := withKafka.Services[name].Environment
+		if roles := env["KAFKA_PROCESS_ROLES"]; roles == nil || !strings.Contains(*roles, "controller") {
+			t.Errorf("%s: KAFKA_PROCESS_ROLES must include controller (KRaft mode, no ZooKeeper)", name)
+		}
+	}
+	// Kafka and the replicas on it are in that profile alone (another one
+	// would start them with it); the JetStream replicas are in none.
+	for _, name := range append(slices.Clone(s.kafka), s.onKafka...) {
+		if got := []string(withKafka.Services[name].Profiles); !slices.Equal(got, []string{"kafka"}) {
+			t.Errorf("%s has profiles %v, want [kafka]", name, got)
+		}
+	}
+	for _, name := range s.onNATS {
+		if got := withKafka.Services[name].Profiles; len(got) > 0 {
+			t.Errorf("%s runs on JetStream but has profiles %v: the default stack must start it", name, got)
+		}
+	}
+	d := newStack(t, def) // the default stack has its replicas, NATS cluster and replica set
+	if len(d.onKafka) > 0 || len(d.kafka) > 0 {
+		t.Errorf("the default stack runs evflow on Kafka %v and Kafka nodes %v, want none", d.onKafka, d.kafka)
+	}
 }
 
 func TestComposeHealthchecks(t *testing.T) {
@@ -248,15 +348,18 @@ func TestComposeHealthchecks(t *testing.T) {
 func TestComposeEvflowDependsOnInfrastructure(t *testing.T) {
 	p := load(t, "kafka")
 	s := newStack(t, p)
-	def := load(t)
+	// The stores: everything the default stack runs besides evflow and its
+	// bus. Every replica uses them, and the nodes of its own bus.
+	var stores []string
+	for _, name := range sortedNames(load(t).Services) {
+		if !slices.Contains(s.evflow, name) && !slices.Contains(s.nats, name) {
+			stores = append(stores, name)
+		}
+	}
 	for _, name := range s.evflow {
 		deps := p.Services[name].DependsOn
-		// Everything the default stack runs besides evflow is infrastructure
-		// evflow uses (Kafka, under its profile, is not used yet).
-		for _, infra := range sortedNames(def.Services) {
-			if slices.Contains(s.evflow, infra) {
-				continue
-			}
+		infras := append(slices.Clone(stores), s.busNodes(name)...)
+		for _, infra := range infras {
 			want := types.ServiceConditionHealthy
 			if slices.Contains(s.oneShot, infra) {
 				want = types.ServiceConditionCompletedSuccessfully
@@ -270,8 +373,8 @@ func TestComposeEvflowDependsOnInfrastructure(t *testing.T) {
 			}
 		}
 		for dep := range deps {
-			if _, ok := def.Services[dep]; !ok {
-				t.Errorf("%s depends on %s, which the default stack does not run", name, dep)
+			if !slices.Contains(infras, dep) {
+				t.Errorf("%s depends on %s, which it does not use (its infrastructure: %v)", name, dep, infras)
 			}
 		}
 	}
@@ -289,15 +392,19 @@ func TestComposeEvflowFlags(t *testing.T) {
 	p := load(t, "kafka")
 	s := newStack(t, p)
 	ids := map[string]string{}
-	shared := []string{"nats-url", "mongo-uri", "redis-sentinels", "redis-master-set", "stream-replicas"}
-	var first map[string]string
+	// Every replica, whatever its bus, uses the same replica set and Sentinels.
+	shared := []string{"mongo-uri", "redis-sentinels", "redis-master-set"}
+	required := map[string][]string{config.BusJetStream: {"nats-url"}, config.BusKafka: {"bus", "kafka-brokers"}}
+	first := map[string]string{}      // shared flag -> first replica's value
+	firstOnBus := map[string]string{} // bus -> its first replica
 	for _, name := range s.evflow {
 		flags := s.evflowFlags(t, name)
-		for _, f := range append(shared, "replica-id", "http-addr") {
+		bus := s.bus(t, name)
+		for _, f := range append(append(shared, "replica-id", "http-addr", "stream-replicas"), required[bus]...) {
 			requireFlag(t, name, flags, f)
 		}
-		if got := flags["stream-replicas"]; got != "3" {
-			t.Errorf("%s: --stream-replicas %s, want 3 (one per NATS node)", name, got)
+		if got := flags["stream-replicas"]; bus == config.BusJetStream && got != strconv.Itoa(len(s.nats)) {
+			t.Errorf("%s: --stream-replicas %s, want %d (one per NATS node)", name, got, len(s.nats))
 		}
 		if flags["redis-addr"] != "" {
 			t.Errorf("%s: --redis-addr is set; with Sentinels it must not be", name)
@@ -310,12 +417,30 @@ func TestComposeEvflowFlags(t *testing.T) {
 			t.Errorf("%s and %s have the same --replica-id %q", other, name, id)
 		}
 		ids[id] = name
-		if first == nil {
-			first = flags
-		}
 		for _, f := range shared {
-			if flags[f] != first[f] {
+			if _, ok := first[f]; !ok {
+				first[f] = flags[f]
+			} else if flags[f] != first[f] {
 				t.Errorf("%s: --%s %q differs from %s's %q", name, f, flags[f], s.evflow[0], first[f])
+			}
+		}
+		// The replicas of one bus are interchangeable: the same flags but
+		// their id and address, the same environment.
+		if other, ok := firstOnBus[bus]; !ok {
+			firstOnBus[bus] = name
+		} else {
+			mine, theirs := maps.Clone(flags), s.evflowFlags(t, other)
+			for _, m := range []map[string]string{mine, theirs} {
+				delete(m, "replica-id")
+				delete(m, "http-addr")
+			}
+			if !maps.Equal(mine, theirs) {
+				t.Errorf("%s and %s both run on %s but with different flags: %v and %v", other, name, bus, theirs, mine)
+			}
+			if !maps.EqualFunc(p.Services[name].Environment, p.Services[other].Environment, func(a, b *string) bool {
+				return (a == nil) == (b == nil) && (a == nil || *a == *b)
+			}) {
+				t.Errorf("%s and %s both run on %s but with different environments", other, name, bus)
 			}
 		}
 		// The EVFLOW_* variables (for one-off commands such as replay) say
@@ -339,6 +464,9 @@ func TestComposeEvflowFlags(t *testing.T) {
 		for _, pc := range p.Services[name].Ports {
 			if strconv.Itoa(int(pc.Target)) == port && pc.Published != "" {
 				published = true
+				if pc.HostIP != "127.0.0.1" {
+					t.Errorf("%s: its API is published on %q, want 127.0.0.1 only", name, pc.HostIP)
+				}
 			}
 		}
 		if !published {
@@ -498,7 +626,7 @@ func TestComposeNATSCluster(t *testing.T) {
 			t.Errorf("%s routes to %v, want the other nodes %v", n, routes, want)
 		}
 	}
-	for _, name := range s.evflow {
+	for _, name := range s.onNATS {
 		var hosts []string
 		for _, raw := range splitList(requireFlag(t, name, s.evflowFlags(t, name), "nats-url")) {
 			u, err := url.Parse(raw)
@@ -658,10 +786,13 @@ func TestComposeHostPortsAndVolumes(t *testing.T) {
 // TestComposeBuildsRepositoryDockerfile: the replicas run the image built from
 // the repository root's Dockerfile.
 func TestComposeBuildsRepositoryDockerfile(t *testing.T) {
-	p := load(t)
+	p := load(t, "kafka")
 	s := newStack(t, p)
 	root := repoRoot(t)
 	for _, name := range s.evflow {
+		if img, want := p.Services[name].Image, p.Services[s.evflow[0]].Image; img != want {
+			t.Errorf("%s runs image %q, %s %q: want one image for every replica", name, img, s.evflow[0], want)
+		}
 		b := p.Services[name].Build
 		if filepath.Clean(b.Context) != root {
 			t.Errorf("%s builds from %s, want the repository root %s", name, b.Context, root)
@@ -675,6 +806,136 @@ func TestComposeBuildsRepositoryDockerfile(t *testing.T) {
 		}
 		if df != filepath.Join(root, "Dockerfile") {
 			t.Errorf("%s builds with %s, want %s", name, df, filepath.Join(root, "Dockerfile"))
+		}
+	}
+}
+
+// TestComposeEvflowServeConfig reads each replica's command and environment
+// with evflow's own flags: `serve` accepts them, and a one-off command run in
+// the service (`docker compose run --rm evflow1 replay ...`), which has only
+// the environment, finds the same event log and stores.
+func TestComposeEvflowServeConfig(t *testing.T) {
+	p := load(t, "kafka")
+	s := newStack(t, p)
+	for _, name := range s.evflow {
+		t.Run(name, func(t *testing.T) {
+			serve := s.serveConfig(t, name)
+			if err := serve.Validate(); err != nil {
+				t.Errorf("serve refuses its command and environment:\n%v", err)
+			}
+			oneOff := s.readConfig(t, name, nil)
+			// What `replay` and `publish` read (cmd/evflow/replay.go busFlags).
+			for _, c := range []struct {
+				flag       string
+				serve, env any
+			}{
+				{"bus", serve.Bus, oneOff.Bus},
+				{"nats-url", serve.NATSURL, oneOff.NATSURL},
+				{"kafka-brokers", serve.KafkaBrokers, oneOff.KafkaBrokers},
+				{"kafka-topic", serve.KafkaTopic, oneOff.KafkaTopic},
+				{"mongo-uri", serve.MongoURI, oneOff.MongoURI},
+				{"mongo-db", serve.MongoDB, oneOff.MongoDB},
+				{"redis-addr", serve.RedisAddr, oneOff.RedisAddr},
+				{"redis-sentinels", serve.RedisSentinels, oneOff.RedisSentinels},
+				{"redis-master-set", serve.RedisMasterSet, oneOff.RedisMasterSet},
+				{"redis-db", serve.RedisDB, oneOff.RedisDB},
+			} {
+				if c.serve != c.env {
+					t.Errorf("serve runs with --%s %v, but a one-off command finds %s giving %v", c.flag, c.serve, config.EnvName(c.flag), c.env)
+				}
+			}
+		})
+	}
+}
+
+// topicMinInsync is the min.insync.replicas evflow sets on the event topic it
+// creates with a replication factor above 1 (infra/bus/kafka EnsureTopic).
+const topicMinInsync = 2
+
+// TestComposeKafkaReplicas: the replicas on Kafka reach every broker, replicate
+// the topic over them, and keep their projections apart from the JetStream
+// replicas'.
+func TestComposeKafkaReplicas(t *testing.T) {
+	p := load(t, "kafka")
+	s := newStack(t, p)
+	if len(s.kafka) < 3 {
+		t.Fatalf("want a Kafka cluster of at least 3 nodes under --profile kafka, found %v", s.kafka)
+	}
+	if len(s.onKafka) < 2 {
+		t.Fatalf("want at least 2 evflow replicas on Kafka under --profile kafka, found %v", s.onKafka)
+	}
+	// Each node's advertised listener for the compose network: the one the
+	// brokers talk to each other on, by its service name.
+	var listeners []string
+	for _, n := range s.kafka {
+		env := p.Services[n].Environment
+		name := "INTERNAL"
+		if v := env["KAFKA_INTER_BROKER_LISTENER_NAME"]; v != nil && *v != "" {
+			name = *v
+		}
+		adv := env["KAFKA_ADVERTISED_LISTENERS"]
+		if adv == nil {
+			t.Errorf("%s: no KAFKA_ADVERTISED_LISTENERS", n)
+			continue
+		}
+		found := ""
+		for _, l := range splitList(*adv) {
+			if rest, ok := strings.CutPrefix(l, name+"://"); ok {
+				found = rest
+			}
+		}
+		host, _, err := net.SplitHostPort(found)
+		switch {
+		case err != nil:
+			t.Errorf("%s: KAFKA_ADVERTISED_LISTENERS %q has no %s://host:port", n, *adv, name)
+			continue
+		case host != n:
+			t.Errorf("%s advertises %s://%s: want its service name, which resolves in the compose network", n, name, found)
+		}
+		listeners = append(listeners, found)
+	}
+	sort.Strings(listeners)
+
+	jetstream := make([]config.Config, len(s.onNATS))
+	for i, name := range s.onNATS {
+		jetstream[i] = s.serveConfig(t, name)
+	}
+	for _, name := range s.onKafka {
+		flags := s.evflowFlags(t, name)
+		if b := flags["bus"]; b != config.BusKafka {
+			t.Errorf("%s: --bus %q, want %s in its command", name, b, config.BusKafka)
+		}
+		for _, f := range []string{"nats-url", "nats-routes"} {
+			if _, ok := flags[f]; ok {
+				t.Errorf("%s: --%s is set; with --bus kafka serve refuses it", name, f)
+			}
+			if v := p.Services[name].Environment[config.EnvName(f)]; v != nil {
+				t.Errorf("%s: %s is set; with --bus kafka serve refuses it", name, config.EnvName(f))
+			}
+		}
+		brokers := splitList(requireFlag(t, name, flags, "kafka-brokers"))
+		sort.Strings(brokers)
+		if !slices.Equal(brokers, listeners) {
+			t.Errorf("%s: --kafka-brokers %v, want every node's internal listener %v", name, brokers, listeners)
+		}
+		// The topic's replication factor: at most one copy per node (Kafka
+		// refuses more), and more than min.insync.replicas, or one node
+		// down would stop every write (acks=all).
+		n, err := strconv.Atoi(requireFlag(t, name, flags, "stream-replicas"))
+		if err != nil || n > len(s.kafka) || n <= topicMinInsync {
+			t.Errorf("%s: --stream-replicas %q, want more than the topic's min.insync.replicas %d and at most the %d Kafka nodes",
+				name, flags["stream-replicas"], topicMinInsync, len(s.kafka))
+		}
+		// Projections, fence, deduplication window and dead letters of their own.
+		cfg := s.serveConfig(t, name)
+		for i, jc := range jetstream {
+			js := s.onNATS[i]
+			if cfg.MongoDB == jc.MongoDB {
+				t.Errorf("%s and %s (on JetStream) share MongoDB database %q: want one per bus", name, js, cfg.MongoDB)
+			}
+			if cfg.RedisDB == jc.RedisDB {
+				t.Errorf("%s and %s (on JetStream) share Redis logical database %d: want one per bus", name, js, cfg.RedisDB)
+			}
 		}
 	}
 }

@@ -111,7 +111,6 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return err
 }
 
-// envOr is the flag's environment variable, or def.
 // busFlags registers the flags that locate running replicas' event log and
 // Redis, defaults from the environment.
 func busFlags(fs *flag.FlagSet, cfg *config.Config) {
@@ -135,6 +134,7 @@ func envInt(flag string, def int) int {
 	return v
 }
 
+// envOr is the flag's environment variable, or def.
 func envOr(flag, def string) string {
 	if v, ok := os.LookupEnv(config.EnvName(flag)); ok {
 		return v

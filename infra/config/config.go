@@ -146,7 +146,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Dedup, "dedup-window", c.envDuration("dedup-window", c.Dedup), "window in which a republished event id is dropped (env "+EnvName("dedup-window")+")")
 	str(&c.Replica, "replica-id", "unique id of this replica (default hostname-pid)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.envDuration("lease-ttl", c.LeaseTTL), "how long a silent replica keeps its partitions before others take them over (env "+EnvName("lease-ttl")+")")
-	num(&c.StreamReplicas, "stream-replicas", "replicas of the stream: 1 on one node, 3 in a cluster (0: 3 when --nats-routes is set, else 1)")
+	num(&c.StreamReplicas, "stream-replicas", "replicas of the JetStream stream or the Kafka topic: 1 on one node, 3 in a cluster (0: 3 when --nats-routes is set, else 1)")
 	str(&c.NATSServerName, "nats-server-name", "name of the embedded nats-server, unique in its cluster (default: the replica id)")
 	str(&c.NATSClusterName, "nats-cluster-name", "cluster the embedded nats-server joins when --nats-routes is set")
 	num(&c.NATSClusterPort, "nats-cluster-port", "route port of the embedded nats-server in a cluster")

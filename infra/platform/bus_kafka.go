@@ -18,8 +18,8 @@ import (
 
 // newKafkaBus connects to the Kafka brokers and creates the topic. Kafka
 // has neither conditional appends nor deduplication by message id, nor
-// deletable messages: the fence of conditional appends and the dead
-// letters are kept in MongoDB, the deduplication window in Redis.
+// deletable messages: the fence of conditional appends and the
+// deduplication window are kept in Redis, the dead letters in MongoDB.
 func newKafkaBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, d *Docs, h *Hot) (*Bus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
