@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"go.uber.org/fx"
 
 	"github.com/evflow/evflow/handlers"
@@ -19,11 +20,13 @@ type Bus struct {
 	// Kind is config.BusJetStream or config.BusKafka; URL says where the
 	// log is, credentials removed.
 	Kind, URL string
-	// Topic is the partitioned topic of the events.
-	Topic    string
-	Appender *bus.Appender
-	Heads    handlers.Heads
-	Log      bus.Log
+	// Topic is the partitioned topic of the events; Publisher writes to it
+	// (bus.ToMessage's messages), Appender through it.
+	Topic     string
+	Publisher message.Publisher
+	Appender  *bus.Appender
+	Heads     handlers.Heads
+	Log       bus.Log
 	// DeadLetters keeps the events projections could not apply.
 	DeadLetters letterStore
 	// NewSubscriber subscribes projection runners to partitions.

@@ -38,6 +38,7 @@ func newKafkaBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, d *Docs, 
 	}
 	return &Bus{
 		Kind: config.BusKafka, URL: cfg.KafkaBrokers, Topic: cfg.KafkaTopic,
+		Publisher:   b.Publisher,
 		Appender:    bus.NewAppender(b.Publisher, cfg.KafkaTopic, cfg.Partitions),
 		Heads:       b.Heads(),
 		Log:         b.Log,

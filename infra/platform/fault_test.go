@@ -1,17 +1,16 @@
 package platform_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/evflow/evflow/events"
+	"github.com/evflow/evflow/infra/bus"
 	"github.com/evflow/evflow/infra/httpapi"
 	"github.com/evflow/evflow/infra/platform"
 	"github.com/evflow/evflow/infra/projector"
@@ -75,7 +74,10 @@ func TestRedisOutageStallsProjectionThenCatchesUpExactly(t *testing.T) {
 }
 
 func TestUndecodableEventsAreParkedAndThePartitionMovesOn(t *testing.T) {
-	s := newStand(t)
+	onEachBus(t, testUndecodableEventsAreParkedAndThePartitionMovesOn)
+}
+
+func testUndecodableEventsAreParkedAndThePartitionMovesOn(t *testing.T, s *stand) {
 	r := s.start(t)
 	// Two apps on one partition.
 	other := ""
@@ -89,18 +91,13 @@ func TestUndecodableEventsAreParkedAndThePartitionMovesOn(t *testing.T) {
 	r.caughtUp()
 
 	// Garbage and an unknown event type, written straight to weather's usage.
-	nc, err := nats.Connect(r.r.NATSURL)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	subj := fmt.Sprintf("evflow.%d.usage.weather", events.Partition("weather", s.cfg.Partitions))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	unknown := `{"id":"x1","type":"app.exploded","schema_version":1,"tenant":"org1","aggregate_type":"usage","aggregate_id":"weather","occurred_at":"2026-11-20T08:00:00Z","data":{}}`
-	for _, raw := range []string{"not json at all", unknown} {
-		if _, err := js.Publish(ctx, subj, []byte(raw)); err != nil {
+	for i, raw := range []string{"not json at all", unknown} {
+		m := message.NewMessage(fmt.Sprintf("poison-%d", i), []byte(raw))
+		m.Metadata.Set(bus.MetaPartition, strconv.Itoa(events.Partition("weather", s.cfg.Partitions)))
+		m.Metadata.Set(bus.MetaAggregateType, events.AggregateUsage)
+		m.Metadata.Set(bus.MetaAggregateID, "weather")
+		if err := r.r.Bus.Publisher.Publish(r.r.Bus.Topic, m); err != nil {
 			t.Fatalf("publish poison: %v", err)
 		}
 	}
