@@ -21,7 +21,8 @@ import (
 // projection, not to one of its generations.
 const (
 	// DeadLettersCollection holds one document per parked letter,
-	// _id "<projection>:<position>".
+	// _id "<projection>:<partition>:<position>" (Kafka positions are per
+	// partition).
 	DeadLettersCollection = "dead_letters"
 	// CountersCollection holds named sequence counters; the dead letters'
 	// is the document of _id [DeadLettersCollection].
@@ -119,9 +120,10 @@ type letterDoc struct {
 	ParkedAt  string `bson:"parked_at"`
 }
 
-// letterID is the _id of projection's letter of the event at position.
-func letterID(projection string, position uint64) string {
-	return projection + ":" + strconv.FormatUint(position, 10)
+// letterID is the _id of projection's letter of the event at position of
+// partition.
+func letterID(projection string, partition int, position uint64) string {
+	return projection + ":" + strconv.Itoa(partition) + ":" + strconv.FormatUint(position, 10)
 }
 
 // aggregateOf is the stored aggregate key of (aggType, aggID).
@@ -139,7 +141,7 @@ func toLetterDoc(l bus.Letter) (letterDoc, error) {
 		return letterDoc{}, err
 	}
 	return letterDoc{
-		ID: letterID(l.Projection, l.Position), Projection: l.Projection, Partition: l.Partition, Position: pos,
+		ID: letterID(l.Projection, l.Partition, l.Position), Projection: l.Projection, Partition: l.Partition, Position: pos,
 		AggregateType: l.AggregateType, AggregateID: l.AggregateID, Aggregate: aggregateOf(l.AggregateType, l.AggregateID),
 		MessageID: l.MessageID, Payload: l.Payload, Reason: l.Reason, Attempts: l.Attempts,
 		ParkedAt: l.ParkedAt.UTC().Format(parkedAtLayout),

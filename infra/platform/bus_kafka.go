@@ -26,7 +26,7 @@ func newKafkaBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, d *Docs, 
 	brokers := kafka.Brokers(cfg.KafkaBrokers)
 	b, err := kafka.Open(ctx, kafka.Config{
 		Brokers: brokers, Topic: cfg.KafkaTopic, Partitions: cfg.Partitions, Replication: cfg.Replicas(),
-		Fence: redis.NewFence(h.Client, ""), Dedup: redis.NewDedup(h.Client, ""), DedupWindow: cfg.Dedup,
+		Fence: redis.NewFence(h.Client, "", h.Config), Dedup: redis.NewDedup(h.Client, ""), DedupWindow: cfg.Dedup,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--kafka-brokers %s: %w", cfg.KafkaBrokers, err)

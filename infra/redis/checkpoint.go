@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -53,31 +54,41 @@ func (s *Store) SaveCheckpoint(ctx context.Context, projection string, partition
 // own connection, so both go in one DoMulti, which rueidis sends on one
 // dedicated connection because WAIT blocks.
 func (s *Store) saveAndWait(ctx context.Context, c call) error {
-	want := int64(s.cfg.WaitReplicas)
 	b := s.client.B()
-	res := s.client.DoMulti(ctx,
-		b.Eval().Script(c.script.src).Numkeys(int64(len(c.keys))).Key(c.keys...).Arg(c.args...).Build(),
-		b.Wait().Numreplicas(want).Timeout(s.cfg.WaitTimeout.Milliseconds()).Build())
+	_, err := evalAndWait(ctx, s.client, b.Eval().Script(c.script.src).Numkeys(int64(len(c.keys))).Key(c.keys...).Arg(c.args...).Build(),
+		s.cfg.WaitReplicas, s.cfg.WaitTimeout)
+	return err
+}
+
+// evalAndWait runs cmd, then waits until want replicas, or all those
+// connected if fewer are, acknowledged it, and with it every write before
+// it (replication is ordered). WAIT counts the writes of its own
+// connection, so both go in one DoMulti, which rueidis sends on one
+// dedicated connection because WAIT blocks. It returns cmd's result.
+func evalAndWait(ctx context.Context, client rueidis.CommandClient, cmd rueidis.Completed, replicas int, timeout time.Duration) (rueidis.RedisResult, error) {
+	want := int64(replicas)
+	b := client.B()
+	res := client.DoMulti(ctx, cmd, b.Wait().Numreplicas(want).Timeout(timeout.Milliseconds()).Build())
 	if err := res[0].Error(); err != nil {
-		return err
+		return res[0], err
 	}
 	got, err := res[1].AsInt64()
 	if err != nil {
-		return fmt.Errorf("wait for replicas: %w", err)
+		return res[0], fmt.Errorf("wait for replicas: %w", err)
 	}
 	if got >= want {
-		return nil
+		return res[0], nil
 	}
-	role, err := s.client.Do(ctx, b.Role().Build()).ToArray()
+	role, err := client.Do(ctx, b.Role().Build()).ToArray()
 	if err != nil || len(role) < 3 {
-		return fmt.Errorf("wait for replicas: %d of %d acknowledged; role: %v", got, want, err)
+		return res[0], fmt.Errorf("wait for replicas: %d of %d acknowledged; role: %v", got, want, err)
 	}
-	replicas, err := role[2].ToArray()
+	connected, err := role[2].ToArray()
 	if err != nil {
-		return fmt.Errorf("wait for replicas: %d of %d acknowledged; role: %w", got, want, err)
+		return res[0], fmt.Errorf("wait for replicas: %d of %d acknowledged; role: %w", got, want, err)
 	}
-	if got < min(want, int64(len(replicas))) {
-		return fmt.Errorf("wait for replicas: %d of the %d connected acknowledged within %s", got, min(want, int64(len(replicas))), s.cfg.WaitTimeout)
+	if got < min(want, int64(len(connected))) {
+		return res[0], fmt.Errorf("wait for replicas: %d of the %d connected acknowledged within %s", got, min(want, int64(len(connected))), timeout)
 	}
-	return nil
+	return res[0], nil
 }

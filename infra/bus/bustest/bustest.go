@@ -36,6 +36,7 @@ type Open func(t *testing.T, partitions int) Backend
 func Run(t *testing.T, open Open) {
 	t.Run("PublishReportsPositionsInPartitionOrder", func(t *testing.T) { publishOrder(t, open(t, 4)) })
 	t.Run("RetriedPublishIsStoredOnce", func(t *testing.T) { retried(t, open(t, 4)) })
+	t.Run("BatchPositionsAreTheirEvents", func(t *testing.T) { batchPositions(t, open(t, 4)) })
 	t.Run("ExpectedPositionDetectsConflict", func(t *testing.T) { conflict(t, open(t, 4)) })
 	t.Run("ConcurrentConditionalAppendsOneWins", func(t *testing.T) { concurrent(t, open(t, 4)) })
 	t.Run("SubscribeDeliversFromStartAfterInOrder", func(t *testing.T) { subscribe(t, open(t, 4)) })
@@ -112,8 +113,42 @@ func retried(t *testing.T, b Backend) {
 	if again != first {
 		t.Errorf("retried publish got position %d, first %d", again, first)
 	}
-	if n, err := b.Log.Messages(ctx); err != nil || n != 1 {
-		t.Errorf("messages = %d, %v; want 1 (the retry deduplicated)", n, err)
+	// The same event twice in one batch, with a new one: stored once each.
+	pos := mustAppend(t, b, nil, e, Launch("other-id", "app1", 2), e)
+	if pos[0] != first || pos[2] != first || pos[1] <= first {
+		t.Errorf("batch with a repeated event got positions %v, first %d", pos, first)
+	}
+	if n, err := b.Log.Messages(ctx); err != nil || n != 2 {
+		t.Errorf("messages = %d, %v; want 2 (the retries deduplicated)", n, err)
+	}
+}
+
+// batchPositions: one append across every partition reports, for each
+// event, the position its own event was stored at.
+func batchPositions(t *testing.T, b Backend) {
+	var envs []events.Envelope
+	for i := range 40 {
+		envs = append(envs, Launch(fmt.Sprintf("b%d", i), fmt.Sprintf("app%d", i%9), i))
+	}
+	pos := mustAppend(t, b, nil, envs...)
+	want := map[uint64]string{} // position → event id, per partition
+	for i, e := range envs {
+		want[uint64(events.Partition(e.AggregateID, b.Partitions))<<48|pos[i]] = e.ID
+	}
+	for p := range b.Partitions {
+		n, err := b.Log.Pending(ctxOf(t), p, 0)
+		if err != nil || n == 0 {
+			continue
+		}
+		for _, m := range receive(t, b, p, 0, int(n)) {
+			rec, err := bus.FromMessage(m)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			if id := want[uint64(p)<<48|rec.Position]; id != rec.ID {
+				t.Fatalf("partition %d position %d holds %s, the append reported %q there", p, rec.Position, rec.ID, id)
+			}
+		}
 	}
 }
 

@@ -80,7 +80,7 @@ func (d *DeadLetters) Park(ctx context.Context, l bus.Letter) error {
 	m := nats.NewMsg(letterSubject(l.Projection, l.Partition, l.AggregateType, l.AggregateID))
 	m.Data = l.Payload
 	h := m.Header
-	h.Set(nats.MsgIdHdr, l.Projection+":"+strconv.FormatUint(l.Position, 10))
+	h.Set(nats.MsgIdHdr, l.Projection+":"+strconv.Itoa(l.Partition)+":"+strconv.FormatUint(l.Position, 10))
 	h.Set(hdrProjection, l.Projection)
 	h.Set(hdrPartition, strconv.Itoa(l.Partition))
 	h.Set(hdrPosition, strconv.FormatUint(l.Position, 10))

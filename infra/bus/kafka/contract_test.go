@@ -37,7 +37,7 @@ func (s *stores) open(t *testing.T, partitions int) *kafka.Bus {
 	t.Cleanup(rc.Close)
 	b, err := kafka.Open(ctx, kafka.Config{
 		Brokers: kafka.Brokers(k.Brokers()), Partitions: partitions,
-		Fence: evredis.NewFence(rc, fmt.Sprintf("t%d:fence:", s.n)), Dedup: evredis.NewDedup(rc, fmt.Sprintf("t%d:published:", s.n)),
+		Fence: evredis.NewFence(rc, s.fencePrefix(), evredis.Config{}), Dedup: evredis.NewDedup(rc, fmt.Sprintf("t%d:published:", s.n)),
 	})
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -59,6 +59,23 @@ func TestContract(t *testing.T) {
 			Log:  b.Log,
 		}
 	})
+}
+
+func (s *stores) fencePrefix() string { return fmt.Sprintf("t%d:fence:", s.n) }
+
+// setFence sets the position the fence of the last opened bus records for
+// key, as a Redis that lost writes would.
+func (s *stores) setFence(t *testing.T, key string, pos uint64) {
+	t.Helper()
+	rc, err := evredis.Connect(testenv.Context(t), evredis.ClientConfig{Addr: s.redis.Addr})
+	if err != nil {
+		t.Fatalf("redis: %v", err)
+	}
+	defer rc.Close()
+	cmd := rc.B().Hset().Key(s.fencePrefix()+key).FieldValue().FieldValue("pos", fmt.Sprint(pos)).Build()
+	if err := rc.Do(testenv.Context(t), cmd).Error(); err != nil {
+		t.Fatalf("hset: %v", err)
+	}
 }
 
 // flush empties the Redis, as a restart without persistence does.

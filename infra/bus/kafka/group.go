@@ -108,8 +108,9 @@ func (g *Group) Start() error {
 	return nil
 }
 
-// Stop revokes every partition (each drained) and leaves the group, so the
-// others take them over at once; it returns when ctx ends at the latest.
+// Stop drains every partition while still a member, then leaves the group,
+// so the others take them over at once; it returns when ctx ends at the
+// latest.
 func (g *Group) Stop(ctx context.Context) {
 	g.mu.Lock()
 	cl := g.cl
@@ -118,11 +119,22 @@ func (g *Group) Stop(ctx context.Context) {
 	if cl == nil {
 		return
 	}
-	if err := cl.LeaveGroupContext(ctx); err != nil {
-		g.cfg.Logger.Warn("leave group", "group", g.cfg.Group, "err", err)
-	}
-	cl.Close()
+	// Leaving first would stop the heartbeats while the partitions drain,
+	// and the group could hand them over before their batches are stored.
 	g.revokeAll(g.Owned())
+	left := make(chan struct{})
+	go func() {
+		defer close(left)
+		if err := cl.LeaveGroupContext(ctx); err != nil {
+			g.cfg.Logger.Warn("leave group", "group", g.cfg.Group, "err", err)
+		}
+		cl.Close()
+	}()
+	select {
+	case <-left:
+	case <-ctx.Done():
+		g.cfg.Logger.Warn("leave group: gave up waiting", "group", g.cfg.Group, "err", ctx.Err())
+	}
 }
 
 // Replica returns this replica's id.

@@ -71,8 +71,9 @@ func Brokers(list string) []string {
 	return out
 }
 
-// EnsureTopic creates the topic, or checks that the existing one has the
-// configured partition count (changing it would move aggregates between
+// EnsureTopic creates the topic (events kept for ever, and written to 2
+// replicas at least when it has more than 1), or checks that the existing
+// one has the configured partition count (changing it would move aggregates between
 // partitions and break their order). It retries while the cluster does not
 // answer, until ctx ends.
 func EnsureTopic(ctx context.Context, adm *kadm.Client, cfg TopicConfig) error {
@@ -111,7 +112,9 @@ func ensureTopic(ctx context.Context, adm *kadm.Client, cfg TopicConfig) error {
 	if !errors.Is(err, kerr.UnknownTopicOrPartition) {
 		return err
 	}
-	configs := map[string]*string{}
+	// Events are kept for ever: projections are rebuilt from the whole log.
+	forever := "-1"
+	configs := map[string]*string{"retention.ms": &forever, "retention.bytes": &forever}
 	if cfg.Replication > 1 {
 		two := "2"
 		configs["min.insync.replicas"] = &two

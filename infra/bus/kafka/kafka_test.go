@@ -93,6 +93,35 @@ func TestLostFenceLearnsTheHeadFromTheLog(t *testing.T) {
 	}
 }
 
+// A fence behind the log (a failover lost its last writes) catches up
+// from the log instead of refusing every append from then on.
+func TestFenceBehindTheLogCatchesUp(t *testing.T) {
+	s := newStores(t)
+	ctx := testenv.Context(t)
+	b := s.open(t, 4)
+	app := bus.NewAppender(b.Publisher, kafka.DefaultTopic, 4)
+	zero := uint64(0)
+	p1, err := app.Append(ctx, &zero, bustest.AppEvent("a1", "appB"))
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	p2, err := app.Append(ctx, &p1[0], bustest.AppEvent("a2", "appB"))
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	s.setFence(t, events.AggregateApp+"/appB", p1[0]) // the settle of a2 lost
+	p3, err := app.Append(ctx, &p2[0], bustest.AppEvent("a3", "appB"))
+	if err != nil {
+		t.Fatalf("append on the log's head, the fence behind it: %v", err)
+	}
+	if head, err := b.Heads().Head(ctx, events.AggregateApp, "appB"); err != nil || head != p3[0] {
+		t.Fatalf("head = %d, %v; want %d", head, err, p3[0])
+	}
+	if _, err := app.Append(ctx, &p2[0], bustest.AppEvent("stale", "appB")); !errors.Is(err, events.ErrConflict) {
+		t.Fatalf("append on a stale position: %v, want ErrConflict", err)
+	}
+}
+
 // recorder is an Assigner that records who owns what, and fails the test
 // when a partition is assigned to a member while another still has it.
 type recorder struct {

@@ -30,6 +30,8 @@ type Config struct {
 	DedupWindow time.Duration
 	// Opts are added to every client (TLS, SASL).
 	Opts []kgo.Opt
+	// Logger; default slog.Default().
+	Logger *slog.Logger
 }
 
 // Bus is a connection to the event topic: the publisher, the log reads
@@ -40,6 +42,7 @@ type Bus struct {
 	Publisher *Publisher
 	Log       *Log
 	cfg       Config
+	close     func()
 }
 
 // Open connects to the brokers and creates the topic, or checks its
@@ -53,21 +56,34 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	}
 	// A short metadata age: a topic just created is seen at once.
 	base := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.MetadataMinAge(250 * time.Millisecond)}
-	cl, err := kgo.NewClient(append(append(base, ProducerOpts(cfg.Lease)...), cfg.Opts...)...)
+	cl, err := kgo.NewClient(append(append(base, ProducerOpts()...), cfg.Opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
+	var fenced *kgo.Client
+	if cfg.Fence != nil {
+		if fenced, err = kgo.NewClient(append(append(base, FencedProducerOpts(cfg.Lease)...), cfg.Opts...)...); err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("kafka client: %w", err)
+		}
+	}
+	closeAll := func() {
+		cl.Close()
+		if fenced != nil {
+			fenced.Close()
+		}
+	}
 	adm := kadm.NewClient(cl)
 	if err := EnsureTopic(ctx, adm, TopicConfig{Name: cfg.Topic, Partitions: cfg.Partitions, Replication: cfg.Replication}); err != nil {
-		cl.Close()
+		closeAll()
 		return nil, err
 	}
 	log := NewLog(adm, cfg.Topic, cfg.Partitions)
 	scan := NewScanner(cfg.Brokers, cfg.Topic, log, cfg.Opts...)
-	pub := NewPublisher(cl, scan, PublisherConfig{
-		Topic: cfg.Topic, Fence: cfg.Fence, Lease: cfg.Lease, Dedup: cfg.Dedup, DedupWindow: cfg.DedupWindow,
+	pub := NewPublisher(cl, fenced, scan, PublisherConfig{
+		Topic: cfg.Topic, Fence: cfg.Fence, Lease: cfg.Lease, Dedup: cfg.Dedup, DedupWindow: cfg.DedupWindow, Logger: cfg.Logger,
 	})
-	return &Bus{Client: cl, Admin: adm, Publisher: pub, Log: log, cfg: cfg}, nil
+	return &Bus{Client: cl, Admin: adm, Publisher: pub, Log: log, cfg: cfg, close: closeAll}, nil
 }
 
 // NewSubscriber returns a subscriber of the topic delivering after
@@ -81,5 +97,5 @@ func (b *Bus) NewSubscriber(startAfter func(ctx context.Context, partition int) 
 // Heads returns the aggregates' heads, read from the fence.
 func (b *Bus) Heads() Heads { return Heads{Fence: b.cfg.Fence} }
 
-// Close closes the bus's client.
-func (b *Bus) Close() { b.Client.Close() }
+// Close closes the bus's clients.
+func (b *Bus) Close() { b.close() }

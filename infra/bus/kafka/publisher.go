@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -23,11 +24,24 @@ const (
 // Dedup remembers, for a window, the position each published event id was
 // stored at, so a retried publish of the same event is stored once.
 type Dedup interface {
-	// Lookup returns the positions of the ids already published (0: not seen).
-	Lookup(ctx context.Context, ids []string) ([]uint64, error)
-	// Remember records the positions of published ids for window.
+	// Reserve looks up ids and reserves, for ttl, those not seen yet for
+	// this publish. It returns per id the position the event was stored at,
+	// [InFlight] when another publish of it holds the reservation, or 0
+	// when this publish reserved it.
+	Reserve(ctx context.Context, ids []string, ttl time.Duration) ([]uint64, error)
+	// Remember records the positions of stored ids for window.
 	Remember(ctx context.Context, ids []string, positions []uint64, window time.Duration) error
+	// Release drops this publish's reservations of ids that were not stored.
+	Release(ctx context.Context, ids []string) error
 }
+
+// InFlight is the position [Dedup.Reserve] reports for an id another
+// publish is storing.
+const InFlight = ^uint64(0)
+
+// reserveTTL bounds a reservation whose publisher died before it
+// remembered or released it.
+const reserveTTL = 30 * time.Second
 
 // PublisherConfig configures a [Publisher].
 type PublisherConfig struct {
@@ -40,45 +54,61 @@ type PublisherConfig struct {
 	// Fence orders appends that carry [bus.MetaExpected]; without one such
 	// appends fail.
 	Fence Fence
-	// Lease is how long a fence claim lasts; a produce gives up after half
-	// of it. Default [DefaultLease].
+	// Lease is how long a fence claim lasts (at least [MinLease]); a
+	// conditional produce gives up after half of it. Default [DefaultLease].
 	Lease time.Duration
 	// Dedup, when set, drops republished event ids within DedupWindow
 	// (default [DefaultDedupWindow]).
 	Dedup       Dedup
 	DedupWindow time.Duration
+	// Logger; default slog.Default().
+	Logger *slog.Logger
 }
 
 // Publisher is a Watermill publisher over Kafka. Publish produces every
 // message to its evflow partition and returns once all in-sync replicas
 // acknowledged each one.
 type Publisher struct {
-	cl   *kgo.Client
-	scan *Scanner
-	cfg  PublisherConfig
+	cl, fenced *kgo.Client
+	scan       *Scanner
+	cfg        PublisherConfig
+	log        *slog.Logger
 }
 
 var _ message.Publisher = (*Publisher)(nil)
 
 // ProducerOpts are the producer options evflow needs: explicit partitions,
-// acks from all in-sync replicas, idempotence (franz-go's default), and
-// delivery bounded by half the fence lease.
-func ProducerOpts(lease time.Duration) []kgo.Opt {
-	if lease <= 0 {
-		lease = DefaultLease
-	}
-	return []kgo.Opt{
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordDeliveryTimeout(lease / 2),
-		kgo.ProduceRequestTimeout(lease / 4),
-	}
+// acks from all in-sync replicas, and idempotence (franz-go's default), so
+// the client's own retries are stored once and a produce is failed only
+// when it surely was not stored.
+func ProducerOpts() []kgo.Opt {
+	return []kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks())}
 }
 
+// FencedProducerOpts are the options of the client of conditional
+// appends: ProducerOpts, and a produce that gives up within a quarter of
+// the lease even when its request is in flight (a fence claim must not
+// outlive it). Such a produce may still land; the fence finds it in the
+// log.
+func FencedProducerOpts(lease time.Duration) []kgo.Opt {
+	lease = max(lease, MinLease)
+	return append(ProducerOpts(),
+		kgo.AllowIdempotentProduceCancellation(),
+		kgo.RecordDeliveryTimeout(lease/4),
+		kgo.ProduceRequestTimeout(lease/4),
+		kgo.RequestTimeoutOverhead(lease/8),
+	)
+}
+
+// MinLease is the shortest fence lease (franz-go's delivery timeout is at
+// least 1s).
+const MinLease = 4 * time.Second
+
 // NewPublisher returns a publisher over cl, a client built with
-// [ProducerOpts]. scan finds the outcome of a conditional append whose
-// publisher died; it may be nil when cfg.Fence is.
-func NewPublisher(cl *kgo.Client, scan *Scanner, cfg PublisherConfig) *Publisher {
+// [ProducerOpts]; conditional appends go through fenced, built with
+// [FencedProducerOpts], and scan reads the log when the fence is behind
+// it. fenced and scan may be nil when cfg.Fence is.
+func NewPublisher(cl, fenced *kgo.Client, scan *Scanner, cfg PublisherConfig) *Publisher {
 	if cfg.Topic == "" {
 		cfg.Topic = DefaultTopic
 	}
@@ -88,10 +118,15 @@ func NewPublisher(cl *kgo.Client, scan *Scanner, cfg PublisherConfig) *Publisher
 	if cfg.Lease <= 0 {
 		cfg.Lease = DefaultLease
 	}
+	cfg.Lease = max(cfg.Lease, MinLease)
 	if cfg.DedupWindow <= 0 {
 		cfg.DedupWindow = DefaultDedupWindow
 	}
-	return &Publisher{cl: cl, scan: scan, cfg: cfg}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Publisher{cl: cl, fenced: fenced, scan: scan, cfg: cfg, log: log}
 }
 
 // Publish stores msgs and sets [bus.MetaPosition] on each. Every message
@@ -132,59 +167,102 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 }
 
 // deduplicated produces the messages whose ids were not published within
-// the window, and reports the earlier positions of the others.
+// the window, and reports the earlier positions of the others. An id twice
+// in msgs is stored once.
 func (p *Publisher) deduplicated(ctx context.Context, msgs []*message.Message, recs []*kgo.Record) error {
 	if p.cfg.Dedup == nil {
-		return p.produce(ctx, msgs, recs)
-	}
-	ids := make([]string, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.UUID
-	}
-	seen, err := p.cfg.Dedup.Lookup(ctx, ids)
-	if err != nil {
-		return fmt.Errorf("publish: look up published ids: %w", err)
-	}
-	var newMsgs []*message.Message
-	var newRecs []*kgo.Record
-	var newIDs []string
-	for i, pos := range seen {
-		if pos > 0 {
-			setPosition(msgs[i], pos)
-			continue
-		}
-		newMsgs, newRecs, newIDs = append(newMsgs, msgs[i]), append(newRecs, recs[i]), append(newIDs, ids[i])
-	}
-	if len(newMsgs) == 0 {
-		return nil
-	}
-	if err := p.produce(ctx, newMsgs, newRecs); err != nil {
+		_, err := p.produce(ctx, p.cl, msgs, recs)
 		return err
 	}
-	positions := make([]uint64, len(newMsgs))
-	for i, m := range newMsgs {
-		positions[i], _ = bus.Position(m)
+	first := map[string]int{} // id → index of its first message
+	var ids []string
+	for i, m := range msgs {
+		if _, dup := first[m.UUID]; !dup {
+			first[m.UUID] = i
+			ids = append(ids, m.UUID)
+		}
 	}
-	// Stored already: a failure to remember only narrows deduplication.
-	_ = p.cfg.Dedup.Remember(context.WithoutCancel(ctx), newIDs, positions, p.cfg.DedupWindow)
+	seen, err := p.cfg.Dedup.Reserve(ctx, ids, min(reserveTTL, p.cfg.DedupWindow))
+	if err != nil {
+		return fmt.Errorf("publish: reserve event ids: %w", err)
+	}
+	var todo []int // indexes in msgs of what this publish stores
+	var reserved []string
+	for j, id := range ids {
+		i := first[id]
+		switch pos := seen[j]; {
+		case pos == InFlight:
+			err = fmt.Errorf("publish %s: another publish of this event is in flight; retry", id)
+		case pos > 0:
+			setPosition(msgs[i], pos)
+		default:
+			todo, reserved = append(todo, i), append(reserved, id)
+		}
+	}
+	bg := context.WithoutCancel(ctx)
+	if err != nil {
+		_ = p.cfg.Dedup.Release(bg, reserved)
+		return err
+	}
+	sub := make([]*message.Message, len(todo))
+	subRecs := make([]*kgo.Record, len(todo))
+	for k, i := range todo {
+		sub[k], subRecs[k] = msgs[i], recs[i]
+	}
+	stored, err := p.produce(ctx, p.cl, sub, subRecs)
+	var keep, drop []string
+	var positions []uint64
+	for k, m := range sub {
+		if stored[k] {
+			pos, _ := bus.Position(m)
+			keep, positions = append(keep, m.UUID), append(positions, pos)
+		} else {
+			drop = append(drop, m.UUID)
+		}
+	}
+	// Stored records are remembered even when others failed, so the
+	// caller's retry stores only the rest. A failure to remember only
+	// narrows deduplication.
+	if len(keep) > 0 {
+		_ = p.cfg.Dedup.Remember(bg, keep, positions, p.cfg.DedupWindow)
+	}
+	if len(drop) > 0 {
+		_ = p.cfg.Dedup.Release(bg, drop)
+	}
+	if err != nil {
+		return err
+	}
+	for i, m := range msgs { // later copies of an id take its position
+		if j := first[m.UUID]; j != i {
+			setPosition(m, positionOf(msgs[j]))
+		}
+	}
 	return nil
 }
 
-// produce produces recs and waits for every acknowledgement.
-func (p *Publisher) produce(ctx context.Context, msgs []*message.Message, recs []*kgo.Record) error {
-	results := p.cl.ProduceSync(ctx, recs...)
+// produce produces recs with cl and waits for every result; it sets the
+// position of each stored message and reports which were stored.
+func (p *Publisher) produce(ctx context.Context, cl *kgo.Client, msgs []*message.Message, recs []*kgo.Record) ([]bool, error) {
+	index := make(map[*kgo.Record]int, len(recs))
+	for i, r := range recs {
+		index[r] = i
+	}
+	stored := make([]bool, len(recs))
 	var errs []error
-	for i, res := range results {
+	// Results come in the order records completed, not the input order.
+	for _, res := range cl.ProduceSync(ctx, recs...) {
+		i := index[res.Record]
 		if res.Err != nil {
 			errs = append(errs, fmt.Errorf("produce %s: %w", msgs[i].UUID, res.Err))
 			continue
 		}
+		stored[i] = true
 		setPosition(msgs[i], position(res.Record.Offset))
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("publish %d messages, %d failed: %w", len(msgs), len(errs), errors.Join(errs...))
+		return stored, fmt.Errorf("publish %d messages, %d failed: %w", len(msgs), len(errs), errors.Join(errs...))
 	}
-	return nil
+	return stored, nil
 }
 
 // Close implements message.Publisher; the client belongs to the caller.
@@ -207,4 +285,9 @@ func toRecord(topic string, m *message.Message) (*kgo.Record, error) {
 
 func setPosition(m *message.Message, pos uint64) {
 	m.Metadata.Set(bus.MetaPosition, strconv.FormatUint(pos, 10))
+}
+
+func positionOf(m *message.Message) uint64 {
+	pos, _ := bus.Position(m)
+	return pos
 }

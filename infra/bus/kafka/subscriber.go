@@ -105,6 +105,9 @@ func (s *Subscriber) open(part int, start uint64) (bus.Cursor, error) {
 		kgo.SeedBrokers(s.cfg.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.cfg.Topic: {int32(part): at}}),
 		kgo.FetchMaxWait(250 * time.Millisecond),
+		// A start the log no longer holds (retention) is an error, not a
+		// silent jump to what is left.
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 	}, s.cfg.Opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read partition %d from %d: %w", part, start, err)

@@ -54,6 +54,7 @@ func Letters(t *testing.T, open func(t *testing.T) Store) {
 		{"GetAndDelete", getAndDelete},
 		{"PurgeAndCount", purgeAndCount},
 		{"ConcurrentParks", concurrentParks},
+		{"SamePositionOnTwoPartitions", samePositionOnTwoPartitions},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -381,5 +382,21 @@ func concurrentParks(t *testing.T, ctx context.Context, s Store) {
 			t.Errorf("position %d stored twice", l.Position)
 		}
 		seqs[l.Seq], seen[l.Position] = true, true
+	}
+}
+
+// samePositionOnTwoPartitions: positions are per partition on some buses
+// (Kafka), so letters at one position of two partitions are two letters.
+func samePositionOnTwoPartitions(t *testing.T, ctx context.Context, s Store) {
+	a, b := letter("apps", 0, 5, "a"), letter("apps", 3, 5, "b")
+	park(t, ctx, s, a, b)
+	if ls := list(t, ctx, s, "apps"); len(ls) != 2 {
+		t.Fatalf("%d letters after parking position 5 of partitions 0 and 3, want 2", len(ls))
+	}
+	for _, l := range []bus.Letter{a, b} {
+		ok, err := s.Parked(ctx, "apps", l.Partition, l.AggregateType, l.AggregateID)
+		if err != nil || !ok {
+			t.Fatalf("Parked(partition %d, %s) = %v, %v; want true", l.Partition, l.AggregateID, ok, err)
+		}
 	}
 }
