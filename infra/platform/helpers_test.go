@@ -30,9 +30,12 @@ type stand struct {
 
 // onEachBus runs a conformance test on a stand of each event-log backend:
 // JetStream (embedded NATS) and Kafka (kfake).
-func onEachBus(t *testing.T, test func(t *testing.T, s *stand)) {
+func onEachBus[T interface {
+	testing.TB
+	Run(string, func(T)) bool
+}](t T, test func(t T, s *stand)) {
 	for _, kind := range []string{config.BusJetStream, config.BusKafka} {
-		t.Run(kind, func(t *testing.T) {
+		t.Run(kind, func(t T) {
 			s := newStand(t)
 			if kind == config.BusKafka {
 				s.kafka = testenv.StartKafka(t, 1)
@@ -45,7 +48,7 @@ func onEachBus(t *testing.T, test func(t *testing.T, s *stand)) {
 
 // newStand prepares a stand on a real redis-server, a FerretDB outside the
 // replica, and NATS embedded in the replica's data directory.
-func newStand(t *testing.T) *stand {
+func newStand(t testing.TB) *stand {
 	t.Helper()
 	s := newEmbeddedStand(t)
 	s.mongo = testenv.StartMongo(t)
@@ -56,7 +59,7 @@ func newStand(t *testing.T) *stand {
 
 // newEmbeddedStand prepares a stand where the replica embeds NATS and
 // FerretDB in its data directory, as `evflow serve` does with no flags.
-func newEmbeddedStand(t *testing.T) *stand {
+func newEmbeddedStand(t testing.TB) *stand {
 	t.Helper()
 	r := testenv.StartRedis(t)
 	cfg := config.Default()
@@ -70,13 +73,13 @@ func newEmbeddedStand(t *testing.T) *stand {
 
 // replica is one running evflow replica.
 type replica struct {
-	t    *testing.T
+	t    testing.TB
 	app  *fx.App
 	r    *platform.Replica
 	base string
 }
 
-func (s *stand) start(t *testing.T) *replica {
+func (s *stand) start(t testing.TB) *replica {
 	t.Helper()
 	level := slog.LevelWarn
 	if os.Getenv("EVFLOW_TEST_LOG") != "" {

@@ -251,7 +251,7 @@ func (r *replica) getJSON(path string, out any) (int, error) {
 }
 
 // projection returns the status of the named projection.
-func drillProjection(t *testing.T, st platform.Status, name string) platform.ProjectionStatus {
+func drillProjection(t testing.TB, st platform.Status, name string) platform.ProjectionStatus {
 	t.Helper()
 	for _, p := range st.Projections {
 		if p.Name == name {
