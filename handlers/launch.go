@@ -37,31 +37,39 @@ type Launch struct {
 // the *[ValidationError] are named like "launches[3].device_id". An empty ID
 // is accepted: the caller generates one.
 func (l Launch) validate(i int, now time.Time) error {
-	field := func(name string) string { return fmt.Sprintf("launches[%d].%s", i, name) }
+	err := l.check(now)
+	if ve, ok := err.(*ValidationError); ok {
+		ve.Field = fmt.Sprintf("launches[%d].%s", i, ve.Field) // formatted only when at fault
+	}
+	return err
+}
+
+// check is validate, with fields named as in one launch.
+func (l Launch) check(now time.Time) error {
 	if l.ID != "" {
-		if err := checkID(field("id"), l.ID); err != nil {
+		if err := checkID("id", l.ID); err != nil {
 			return err
 		}
 	}
-	if err := checkID(field("app_id"), l.AppID); err != nil {
+	if err := checkID("app_id", l.AppID); err != nil {
 		return err
 	}
 	if l.Version != "" {
-		if err := checkVersion(field("version"), l.Version); err != nil {
+		if err := checkVersion("version", l.Version); err != nil {
 			return err
 		}
 	}
 	if l.DeviceID == "" || len(l.DeviceID) > 128 {
-		return &ValidationError{Field: field("device_id"), Reason: "must be 1-128 bytes"}
+		return &ValidationError{Field: "device_id", Reason: "must be 1-128 bytes"}
 	}
-	if err := checkID(field("org"), l.Org); err != nil {
+	if err := checkID("org", l.Org); err != nil {
 		return err
 	}
 	switch {
 	case l.At.IsZero():
-		return &ValidationError{Field: field("at"), Reason: "is required"}
+		return &ValidationError{Field: "at", Reason: "is required"}
 	case l.At.After(now.Add(MaxLaunchAhead)):
-		return &ValidationError{Field: field("at"), Reason: fmt.Sprintf("is more than %s in the future", MaxLaunchAhead)}
+		return &ValidationError{Field: "at", Reason: fmt.Sprintf("is more than %s in the future", MaxLaunchAhead)}
 	}
 	return nil
 }
