@@ -118,7 +118,7 @@ func measureReplay(ctx context.Context, e *evEnv, s *evStream, gen launchGen, r 
 		return projections.NewRedis(st), err
 	}}
 	cfg := replay.Config{
-		Log: s.log(), NewSubscriber: s.newSubscriber, Topic: s.topic, Partitions: e.cfg.Partitions,
+		Log: s.log(), NewSubscriber: s.newReplaySubscriber, Topic: s.topic, Partitions: e.cfg.Partitions,
 		Grace: time.Millisecond, Logger: e.log,
 	}
 	rctx, cancel := context.WithTimeout(ctx, catchUpTimeout(e.cfg.Events))

@@ -145,6 +145,12 @@ func (s *evStream) newSubscriber(start projector.StartAfter, window int) (messag
 	return evjs.NewSubscriber(s.e.sub, evjs.SubscriberConfig{Stream: s.name, StartAfter: start, Window: window, Logger: s.e.log})
 }
 
+// newReplaySubscriber builds the subscribers of a replay over s, as
+// `evflow replay` does: one consumer for every partition (bus.Mux).
+func (s *evStream) newReplaySubscriber(start projector.StartAfter, window int) (message.Subscriber, error) {
+	return evjs.NewMux(s.e.sub, s.topic, evjs.SubscriberConfig{Stream: s.name, StartAfter: start, Window: window, Logger: s.e.log})
+}
+
 // runner returns a started runner of proj over s, with a replica's
 // defaults (batches of up to projector.DefaultMaxBatch); Assign its
 // partitions to start consuming.

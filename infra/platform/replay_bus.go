@@ -63,7 +63,8 @@ func openReplayBus(ctx context.Context, cfg config.Config, log *slog.Logger, db 
 	return &replayBus{
 		log: evjs.Log{Stream: stream, Topic: evjs.DefaultTopic, Partitions: n}, topic: evjs.DefaultTopic, partitions: n,
 		newSubscriber: func(start projector.StartAfter, window int) (messageSubscriber, error) {
-			return evjs.NewSubscriber(js, evjs.SubscriberConfig{StartAfter: start, Window: window, Logger: log})
+			// A replay reads every partition: one consumer serves them all.
+			return evjs.NewMux(js, evjs.DefaultTopic, evjs.SubscriberConfig{StartAfter: start, Window: window, Logger: log})
 		},
 		deadLetters: dl, close: nc.Close,
 	}, nil

@@ -66,7 +66,7 @@ func BenchmarkReplay(b *testing.B) {
 	cfg := replay.Config{
 		Log: evjs.Log{Stream: stream, Topic: evjs.DefaultTopic, Partitions: benchPartitions}, Topic: evjs.DefaultTopic, Partitions: benchPartitions, Grace: time.Millisecond,
 		NewSubscriber: func(start projector.StartAfter, window int) (message.Subscriber, error) {
-			return evjs.NewSubscriber(js, evjs.SubscriberConfig{StartAfter: start, Window: window})
+			return evjs.NewMux(js, evjs.DefaultTopic, evjs.SubscriberConfig{StartAfter: start, Window: window})
 		},
 	}
 	targets := []replay.Target{

@@ -13,8 +13,13 @@ import (
 	"github.com/evflow/evflow/infra/testenv"
 )
 
-func TestContract(t *testing.T) {
-	bustest.Run(t, func(t *testing.T, partitions int) bustest.Backend {
+func TestContract(t *testing.T) { bustest.Run(t, open(false)) }
+
+// TestContractMux runs the contract with the multiplexing subscriber.
+func TestContractMux(t *testing.T) { bustest.Run(t, open(true)) }
+
+func open(mux bool) bustest.Open {
+	return func(t *testing.T, partitions int) bustest.Backend {
 		n := testenv.StartNATS(t)
 		nc, err := nats.Connect(n.URL())
 		if err != nil {
@@ -34,10 +39,13 @@ func TestContract(t *testing.T) {
 			Topic: evjs.DefaultTopic, Partitions: partitions,
 			Publisher: evjs.NewPublisher(js, evjs.PublisherConfig{}),
 			NewSubscriber: func(start func(context.Context, int) (uint64, error), window int) (message.Subscriber, error) {
+				if mux {
+					return evjs.NewMux(js, evjs.DefaultTopic, evjs.SubscriberConfig{StartAfter: start, Window: window})
+				}
 				return evjs.NewSubscriber(js, evjs.SubscriberConfig{StartAfter: start, Window: window})
 			},
 			Head: heads.Head,
 			Log:  evjs.Log{Stream: s, Topic: evjs.DefaultTopic, Partitions: partitions},
 		}
-	})
+	}
 }

@@ -153,3 +153,71 @@ func toWatermill(ctx context.Context, jm jetstream.Msg, topic string, part int) 
 	}
 	return m, nil
 }
+
+// NewMux returns a subscriber that reads every subscribed partition of the
+// stream through one ordered consumer (see bus.Mux): for a reader that
+// takes all partitions at once, as a replay does, the server then reads the
+// stream once instead of once per partition. cfg's Stream, StartAfter,
+// Window, Buffer, Backoff and Logger apply; topic is the partitioned topic.
+func NewMux(js jetstream.JetStream, topic string, cfg SubscriberConfig) (*bus.Mux, error) {
+	if cfg.StartAfter == nil {
+		return nil, errors.New("jetstream mux: StartAfter is required")
+	}
+	cfg.setDefaults()
+	return bus.NewMux(func(ctx context.Context, starts map[int]uint64) (bus.Cursor, error) {
+		return openMany(ctx, js, cfg, topic, starts)
+	}, bus.MuxConfig{Topic: topic, StartAfter: cfg.StartAfter, Window: cfg.Window, Backoff: cfg.Backoff, Logger: cfg.Logger})
+}
+
+// manyCursor reads several partitions with one ordered consumer.
+type manyCursor struct {
+	it    jetstream.MessagesContext
+	topic string
+	stop  context.CancelFunc
+}
+
+func openMany(ctx context.Context, js jetstream.JetStream, cfg SubscriberConfig, topic string, starts map[int]uint64) (bus.Cursor, error) {
+	first := uint64(0)
+	filters := make([]string, 0, len(starts))
+	for p, s := range starts {
+		if first == 0 || s < first {
+			first = s
+		}
+		filters = append(filters, bus.PartitionTopic(topic, p)+".>")
+	}
+	if stream, err := js.Stream(ctx, cfg.Stream); err == nil {
+		if n, err := StreamPartitions(stream); err == nil && n == len(starts) {
+			filters = []string{topic + ".>"} // every partition: no filtering at all
+		}
+	}
+	cons, err := js.OrderedConsumer(ctx, cfg.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: first,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ordered consumer on %d partitions of %s from %d: %w", len(starts), topic, first, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(cfg.Buffer))
+	if err != nil {
+		return nil, fmt.Errorf("messages on %s: %w", topic, err)
+	}
+	ctx, stop := context.WithCancel(ctx)
+	go func() { <-ctx.Done(); it.Stop() }()
+	return &manyCursor{it: it, topic: topic, stop: stop}, nil
+}
+
+func (c *manyCursor) Next(ctx context.Context) (*message.Message, error) {
+	jm, err := c.it.Next()
+	if err != nil {
+		return nil, fmt.Errorf("next on %s: %w", c.topic, err)
+	}
+	// The subject is <topic>.<partition>.<aggregate type>.<aggregate id>.
+	rest, _ := strings.CutPrefix(jm.Subject(), c.topic+".")
+	ps, _, _ := strings.Cut(rest, ".")
+	p, err := strconv.Atoi(ps)
+	if err != nil {
+		return nil, fmt.Errorf("message on %s without a partition", jm.Subject())
+	}
+	return toWatermill(ctx, jm, bus.PartitionTopic(c.topic, p), p)
+}
+
+func (c *manyCursor) Close() { c.stop() }
