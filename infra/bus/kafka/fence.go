@@ -99,7 +99,9 @@ func (p *Publisher) conditional(ctx context.Context, expected uint64, msgs []*me
 		return err
 	}
 	last := positionOf(msgs[len(msgs)-1])
-	settled, err := p.cfg.Fence.Settle(context.WithoutCancel(ctx), key, token, last)
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeeping)
+	defer scancel()
+	settled, err := p.cfg.Fence.Settle(sctx, key, token, last)
 	switch {
 	case err != nil:
 		// Stored: the claim expires and the next appender finds the event.

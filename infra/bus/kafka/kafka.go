@@ -113,8 +113,10 @@ func ensureTopic(ctx context.Context, adm *kadm.Client, cfg TopicConfig) error {
 		return err
 	}
 	// Events are kept for ever: projections are rebuilt from the whole log.
-	forever := "-1"
-	configs := map[string]*string{"retention.ms": &forever, "retention.bytes": &forever}
+	// Timestamps are the broker's, so a replay from a time does not depend
+	// on the producers' clocks.
+	forever, logAppend := "-1", "LogAppendTime"
+	configs := map[string]*string{"retention.ms": &forever, "retention.bytes": &forever, "message.timestamp.type": &logAppend}
 	if cfg.Replication > 1 {
 		two := "2"
 		configs["min.insync.replicas"] = &two

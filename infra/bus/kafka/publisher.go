@@ -39,6 +39,10 @@ type Dedup interface {
 // publish is storing.
 const InFlight = ^uint64(0)
 
+// bookkeeping bounds the Redis calls made after a produce, which must not
+// follow the caller's cancellation.
+const bookkeeping = 5 * time.Second
+
 // reserveTTL bounds a reservation whose publisher died before it
 // remembered or released it.
 const reserveTTL = 30 * time.Second
@@ -199,7 +203,8 @@ func (p *Publisher) deduplicated(ctx context.Context, msgs []*message.Message, r
 			todo, reserved = append(todo, i), append(reserved, id)
 		}
 	}
-	bg := context.WithoutCancel(ctx)
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeeping)
+	defer cancel()
 	if err != nil {
 		_ = p.cfg.Dedup.Release(bg, reserved)
 		return err
