@@ -13,7 +13,21 @@ import (
 // across replicas, and the survivors own its partitions within 1s of its
 // release.
 func TestLateReplicaGetsAShareAndSIGTERMHandsOverWithoutRedelivery(t *testing.T) {
-	c := newCluster(t)
+	lateJoinAndSIGTERM(t, newCluster(t), "released partitions", 5*time.Second, time.Second)
+}
+
+// The same on Kafka: partitions move by cooperative rebalances of the
+// consumer group (two rounds for a join), which start at a member's next
+// heartbeat.
+func TestLateReplicaAndSIGTERMOnKafka(t *testing.T) {
+	lateJoinAndSIGTERM(t, newKafkaCluster(t), "partitions revoked", 8*time.Second, 3*time.Second)
+}
+
+// lateJoinAndSIGTERM runs the scenario on c: released is what the leaver
+// logs once it drained and let go of its partitions; the late replica must
+// have its share within joinBound, and the survivors own the leaver's
+// partitions within bound of its release.
+func lateJoinAndSIGTERM(t *testing.T, c *cluster, released string, joinBound, bound time.Duration) {
 	small := []string{"--max-batch", "200"} // a drain waits for one batch: keep it short on FerretDB
 	c.start("r1", small...)
 	c.start("r2", small...)
@@ -24,7 +38,7 @@ func TestLateReplicaGetsAShareAndSIGTERMHandsOverWithoutRedelivery(t *testing.T)
 
 	var joined, handover time.Duration
 	var leaver *proc
-	var ownedAt time.Time
+	var ownedAt, signaled time.Time
 	c.run(ctx, w, func() {
 		c.start("r3", small...)
 		joined = c.owners(10 * time.Second)
@@ -32,6 +46,7 @@ func TestLateReplicaGetsAShareAndSIGTERMHandsOverWithoutRedelivery(t *testing.T)
 		// late replica: a replica drains them, holding their leases,
 		// before anyone else applies them.
 		leaver = c.live()[0]
+		signaled = time.Now()
 		c.kill(leaver, syscall.SIGTERM)
 		handover = c.owners(10 * time.Second)
 		ownedAt = time.Now()
@@ -47,15 +62,19 @@ func TestLateReplicaGetsAShareAndSIGTERMHandsOverWithoutRedelivery(t *testing.T)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s still running 30s after SIGTERM", leaver.id)
 	}
-	afterRelease := ownedAt.Sub(loggedAt(t, leaver, "released partitions"))
+	releasedAt, ok := lastLoggedAfter(t, []*proc{leaver}, released, signaled)
+	if !ok {
+		t.Fatalf("%s did not log %q after SIGTERM", leaver.id, released)
+	}
+	afterRelease := ownedAt.Sub(releasedAt)
 	st := c.caughtUp(5 * time.Minute)
 	t.Logf("late replica had its share %s after it was ready; SIGTERM: survivors owned every partition %s after the signal, %s after the leaver released (drain before that)",
 		joined, handover, afterRelease)
-	if joined > 5*time.Second {
-		t.Errorf("late replica got its share after %s, want within the takeover bound (5s)", joined)
+	if joined > joinBound {
+		t.Errorf("late replica got its share after %s, want within %s", joined, joinBound)
 	}
-	if afterRelease > time.Second {
-		t.Errorf("takeover after SIGTERM took %s after release, want at most 1s", afterRelease)
+	if afterRelease > bound {
+		t.Errorf("takeover after SIGTERM took %s after release, want at most %s", afterRelease, bound)
 	}
 	// Drained hand-overs apply every event exactly once across replicas.
 	total := appliedAtExit(t, leaver)

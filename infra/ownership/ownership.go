@@ -236,6 +236,21 @@ func (c *Coordinator) Owned() []int {
 	return out
 }
 
+// Owners returns the holder of every partition whose lease was renewed
+// within TTL, as this replica's watch of the bucket last saw it.
+func (c *Coordinator) Owners() map[int]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	out := make(map[int]string, len(c.leases))
+	for p, e := range c.leases {
+		if now.Sub(e.seen) < c.cfg.TTL {
+			out[p] = e.value
+		}
+	}
+	return out
+}
+
 // Start runs the coordinator in the background until [Coordinator.Stop].
 func (c *Coordinator) Start() {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -158,6 +158,20 @@ func TestPartitionsSpreadAcrossReplicasAndMoveOnJoin(t *testing.T) {
 	if len(d.cons.list()) != partitions/4 {
 		t.Fatalf("late replica owns %v, want %d partitions", d.cons.list(), partitions/4)
 	}
+	// Every replica's view of the bucket names each partition's holder.
+	testenv.WaitFor(t, 2*time.Second, func() error {
+		for _, n := range []*node{a, b, c, d} {
+			owners := n.coord.Owners()
+			for _, m := range []*node{a, b, c, d} {
+				for _, p := range m.coord.Owned() {
+					if owners[p] != m.coord.Replica() {
+						return fmt.Errorf("%s sees partition %d held by %q, want %s", n.coord.Replica(), p, owners[p], m.coord.Replica())
+					}
+				}
+			}
+		}
+		return nil
+	})
 }
 
 func TestReleasedPartitionsMoveWithinATick(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/evflow/evflow/infra/config"
@@ -14,10 +15,17 @@ import (
 type Status struct {
 	// Replica is this replica's id; Owned the partitions it consumes;
 	// Takeovers how many it took from another replica since start.
-	Replica    string `json:"replica"`
-	Owned      []int  `json:"owned"`
-	Takeovers  uint64 `json:"takeovers"`
-	Partitions int    `json:"partitions"`
+	Replica   string `json:"replica"`
+	Owned     []int  `json:"owned"`
+	Takeovers uint64 `json:"takeovers"`
+	// Owners maps partitions to the replica that consumes them, as far as
+	// this replica knows: its own partitions, and all partitions when its
+	// ownership can tell (it has an Owners() map[int]string method). A
+	// partition missing here has an owner this replica does not know: run
+	// `evflow status --addr` against each replica for the full picture.
+	// Replicas older than this field leave it out.
+	Owners     map[int]string `json:"owners,omitempty"`
+	Partitions int            `json:"partitions"`
 	// Bus is the event log's backend: jetstream or kafka.
 	Bus string `json:"bus"`
 	// StreamMessages and StreamLast (the highest head) describe the event log.
@@ -66,6 +74,7 @@ func status(ctx context.Context, cfg config.Config, b *Bus, g *generations, runn
 		return Status{}, err
 	}
 	st := Status{Replica: owner.Replica(), Owned: owner.Owned(), Takeovers: owner.Takeovers(), Partitions: cfg.Partitions, Bus: b.Kind, StreamMessages: msgs}
+	st.Owners = owners(owner, st.Owned)
 	if st.Heads, err = b.Log.Heads(ctx); err != nil {
 		return Status{}, err
 	}
@@ -83,6 +92,32 @@ func status(ctx context.Context, cfg config.Config, b *Bus, g *generations, runn
 		st.Projections = append(st.Projections, ps)
 	}
 	return st, nil
+}
+
+// partitionOwners is implemented by an [Ownership] that knows which replica
+// holds every partition, not only its own (leases all replicas can read).
+// It is separate from [Ownership] so that ownerships that only know their
+// own partitions (a Kafka group member) need not implement it.
+type partitionOwners interface {
+	// Owners returns a new map from each partition with a live owner to
+	// that replica's id.
+	Owners() map[int]string
+}
+
+// owners maps partitions to replica ids for [Status.Owners]: the
+// ownership's view of all partitions if it has one, else this replica's
+// id for the partitions it owns. owned (this replica's partitions, as
+// [Status.Owned] reports them) wins over a lease table that has not yet
+// caught up, so Owned and Owners agree.
+func owners(o Ownership, owned []int) map[int]string {
+	m := map[int]string{}
+	if po, ok := o.(partitionOwners); ok {
+		maps.Copy(m, po.Owners())
+	}
+	for _, p := range owned {
+		m[p] = o.Replica()
+	}
+	return m
 }
 
 // projectionStatus reads a projection's checkpoints, giving its store
