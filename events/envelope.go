@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Envelope is the unit written to the stream. Everything but Data is
@@ -89,11 +90,27 @@ func (e Envelope) validate(valid func([]byte) bool) error {
 	}
 	check(ValidID(e.ID), "id", "must be 1-128 characters of [A-Za-z0-9_-]")
 	check(e.Type != "", "type", "is required")
+	// go-json keeps invalid UTF-8 that encoding/json and Marshal replace
+	// with U+FFFD: such a string would not survive a round trip.
+	check(utf8.ValidString(e.Type), "type", "must be valid UTF-8")
 	check(e.SchemaVersion > 0, "schema_version", "must be at least 1")
 	check(ValidID(e.Tenant), "tenant", "must be 1-128 characters of [A-Za-z0-9_-]")
 	check(ValidID(e.AggregateType), "aggregate_type", "must be 1-128 characters of [A-Za-z0-9_-]")
 	check(ValidID(e.AggregateID), "aggregate_id", "must be 1-128 characters of [A-Za-z0-9_-]")
 	check(!e.OccurredAt.IsZero(), "occurred_at", "is required")
+	check(rfc3339(e.OccurredAt), "occurred_at", "must have a 4-digit year and a zone offset under 24 hours")
+	check(utf8.ValidString(e.CorrelationID), "correlation_id", "must be valid UTF-8")
+	check(utf8.ValidString(e.CausationID), "causation_id", "must be valid UTF-8")
 	check(len(e.Data) > 0 && valid(e.Data), "data", "must be a JSON value")
 	return errors.Join(errs...)
+}
+
+// rfc3339 reports whether t can be written in RFC 3339, as JSON writes
+// times: time.Parse takes zone offsets of up to 99 hours, which
+// time.Time.MarshalJSON refuses, so an envelope carrying one could be
+// decoded but never encoded again.
+func rfc3339(t time.Time) bool {
+	_, off := t.Zone()
+	y := t.Year()
+	return 0 <= y && y <= 9999 && -24*3600 < off && off < 24*3600
 }

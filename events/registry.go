@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"unicode/utf8"
 
 	json "github.com/goccy/go-json" // see codec.go
 )
@@ -65,6 +66,11 @@ func (r *Registry) Decode(e Envelope) (any, error) {
 	newData, ok := vs[e.SchemaVersion]
 	if !ok {
 		return nil, fmt.Errorf("decode event %s: %w: %s v%d", e.ID, ErrUnsupportedVersion, e.Type, e.SchemaVersion)
+	}
+	// go-json keeps invalid UTF-8 in strings, where encoding/json puts
+	// U+FFFD, and must not see some malformed input (see decodable).
+	if !utf8.Valid(e.Data) || !decodable(e.Data) {
+		return nil, fmt.Errorf("decode event %s (%s): %w: data is not valid UTF-8 JSON", e.ID, e.Type, ErrMalformed)
 	}
 	v := newData()
 	if err := json.Unmarshal(e.Data, v); err != nil {

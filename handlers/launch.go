@@ -5,6 +5,7 @@ import (
 	"fmt"
 	json "github.com/goccy/go-json" // see events/codec.go
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -62,6 +63,10 @@ func (l Launch) check(now time.Time) error {
 	if l.DeviceID == "" || len(l.DeviceID) > 128 {
 		return &ValidationError{Field: "device_id", Reason: "must be 1-128 bytes"}
 	}
+	if !utf8.ValidString(l.DeviceID) {
+		// JSON would carry it with U+FFFD in place of the bad bytes.
+		return &ValidationError{Field: "device_id", Reason: "must be valid UTF-8"}
+	}
 	if err := checkID("org", l.Org); err != nil {
 		return err
 	}
@@ -70,6 +75,10 @@ func (l Launch) check(now time.Time) error {
 		return &ValidationError{Field: "at", Reason: "is required"}
 	case l.At.After(now.Add(MaxLaunchAhead)):
 		return &ValidationError{Field: "at", Reason: fmt.Sprintf("is more than %s in the future", MaxLaunchAhead)}
+	case l.At.UTC().Year() < 0:
+		// "0000-01-01T00:00:00+01:00" parses, but its event, in UTC,
+		// could not be encoded (RFC 3339 years have 4 digits).
+		return &ValidationError{Field: "at", Reason: "must be in year 0000 or later in UTC"}
 	}
 	return nil
 }

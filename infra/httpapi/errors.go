@@ -41,13 +41,21 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	switch {
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, apiError{Error: fmt.Sprintf("request body exceeds the limit of %d bytes", tooBig.Limit), Field: "body"})
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		// An array or a scalar where the body's object belongs: no field
+		// of it is at fault.
+		writeError(w, http.StatusBadRequest, apiError{Error: "request body must be a JSON object, got " + typeErr.Value, Field: "body"})
 	case errors.As(err, &typeErr):
 		writeError(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("%s must be a JSON %s", typeErr.Field, typeErr.Type), Field: typeErr.Field})
 	case errors.As(err, &synErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		writeError(w, http.StatusBadRequest, apiError{Error: "request body is not valid JSON: " + err.Error(), Field: "body"})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		writeError(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("unknown field %q", field), Field: field})
+		named := field
+		if named == "" { // a key "": name the body, as an empty field names nothing
+			named = "body"
+		}
+		writeError(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("unknown field %q", field), Field: named})
 	default:
 		writeError(w, http.StatusBadRequest, apiError{Error: "request body: " + err.Error(), Field: "body"})
 	}
