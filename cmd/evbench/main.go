@@ -23,8 +23,6 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
-
-	"github.com/evflow/evflow/infra/platform"
 )
 
 // config is what a run measures and how long.
@@ -44,9 +42,6 @@ type config struct {
 }
 
 func main() {
-	// evflow's runtime setting, as `evflow serve` and `evflow replay` run
-	// (the raw and naive figures share the process, and the setting).
-	platform.TuneGC()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -38,7 +38,6 @@ Run "evflow <command> -h" for a command's flags.
 `
 
 func main() {
-	platform.TuneGC()
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
