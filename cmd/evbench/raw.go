@@ -129,19 +129,11 @@ func rawPublish(ctx context.Context, nc *nats.Conn, topic string, cfg config) (t
 // pending). Method of raw.consume, which is how DESIGN.md defines the
 // ceiling: "JetStream durable pull consume, ack each (TCP loopback)".
 func rawConsume(ctx context.Context, st *stand, n int) (time.Duration, error) {
-	nc, err := rawConnect(st, "evbench-raw-consume")
+	nc, stream, err := rawOpen(ctx, st, "evbench-raw-consume")
 	if err != nil {
 		return 0, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return 0, err
-	}
-	stream, err := js.Stream(ctx, rawStream)
-	if err != nil {
-		return 0, err
-	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       rawDurable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -211,19 +203,11 @@ func rawAckedAll(ctx context.Context, cons jetstream.Consumer, n int, bound time
 // and returns how long it took until the last one arrived. Method of
 // raw.ordered.
 func rawOrdered(ctx context.Context, st *stand, n int) (time.Duration, error) {
-	nc, err := rawConnect(st, "evbench-raw-ordered")
+	nc, stream, err := rawOpen(ctx, st, "evbench-raw-ordered")
 	if err != nil {
 		return 0, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return 0, err
-	}
-	stream, err := js.Stream(ctx, rawStream)
-	if err != nil {
-		return 0, err
-	}
 	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return 0, err
@@ -249,6 +233,23 @@ func rawOrdered(ctx context.Context, st *stand, n int) (time.Duration, error) {
 }
 
 // rawConnect connects to the stand's nats-server over TCP loopback.
+// rawOpen connects as name and opens the raw stream.
+func rawOpen(ctx context.Context, st *stand, name string) (*nats.Conn, jetstream.Stream, error) {
+	nc, err := rawConnect(st, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		var stream jetstream.Stream
+		if stream, err = js.Stream(ctx, rawStream); err == nil {
+			return nc, stream, nil
+		}
+	}
+	nc.Close()
+	return nil, nil, err
+}
+
 func rawConnect(st *stand, name string) (*nats.Conn, error) {
 	nc, err := nats.Connect(st.NATSURL(), nats.Name(name))
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/evflow/evflow/events"
 	"github.com/evflow/evflow/infra/bus"
+	"github.com/evflow/evflow/infra/bus/bustest"
 	evjs "github.com/evflow/evflow/infra/bus/jetstream"
 	"github.com/evflow/evflow/infra/testenv"
 )
@@ -20,6 +21,12 @@ import (
 const partitions = 4
 
 func setup(t *testing.T) (jetstream.JetStream, jetstream.Stream) {
+	t.Helper()
+	return setupN(t, partitions)
+}
+
+// setupN starts a nats-server and creates a stream of parts partitions.
+func setupN(t *testing.T, parts int) (jetstream.JetStream, jetstream.Stream) {
 	t.Helper()
 	n := testenv.StartNATS(t)
 	nc, err := nats.Connect(n.URL())
@@ -31,28 +38,14 @@ func setup(t *testing.T) (jetstream.JetStream, jetstream.Stream) {
 	if err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}
-	s, err := evjs.EnsureStream(testenv.Context(t), js, evjs.StreamConfig{Partitions: partitions})
+	s, err := evjs.EnsureStream(testenv.Context(t), js, evjs.StreamConfig{Partitions: parts})
 	if err != nil {
 		t.Fatalf("ensure stream: %v", err)
 	}
 	return js, s
 }
 
-func launch(id, app string, n int) events.Envelope {
-	return events.Envelope{
-		ID: id, Type: events.TypeAppLaunched, SchemaVersion: 1, Tenant: "org1",
-		AggregateType: events.AggregateUsage, AggregateID: app, OccurredAt: time.Now().UTC(),
-		Data: []byte(fmt.Sprintf(`{"app_id":%q,"device_id":"d%d","org":"org1","at":"2026-11-23T10:00:00Z"}`, app, n)),
-	}
-}
-
-func appEvent(id, app string) events.Envelope {
-	return events.Envelope{
-		ID: id, Type: events.TypeAppCreated, SchemaVersion: 1, Tenant: "org1",
-		AggregateType: events.AggregateApp, AggregateID: app, OccurredAt: time.Now().UTC(),
-		Data: []byte(`{"name":"x"}`),
-	}
-}
+var launch, appEvent = bustest.Launch, bustest.AppEvent
 
 func streamMsgs(t *testing.T, s jetstream.Stream) uint64 {
 	t.Helper()
