@@ -66,6 +66,11 @@ func ValidID(s string) bool {
 	return true
 }
 
+// MaxData is the largest event data, in bytes, that an envelope may carry.
+// The reference domain's events stay far below it (their fields have
+// limits of their own); it bounds what any producer can put on the stream.
+const MaxData = 64 << 10
+
 // FieldError is a validation failure of one named field.
 type FieldError struct {
 	Field  string
@@ -101,7 +106,11 @@ func (e Envelope) validate(valid func([]byte) bool) error {
 	check(rfc3339(e.OccurredAt), "occurred_at", "must have a 4-digit year and a zone offset under 24 hours")
 	check(utf8.ValidString(e.CorrelationID), "correlation_id", "must be valid UTF-8")
 	check(utf8.ValidString(e.CausationID), "causation_id", "must be valid UTF-8")
-	check(len(e.Data) > 0 && valid(e.Data), "data", "must be a JSON value")
+	if len(e.Data) > MaxData {
+		check(false, "data", "is over the limit of 65536 bytes (events.MaxData)")
+	} else {
+		check(len(e.Data) > 0 && valid(e.Data), "data", "must be a JSON value")
+	}
 	return errors.Join(errs...)
 }
 

@@ -78,6 +78,8 @@ func TestValidateNamesEachBadField(t *testing.T) {
 		{"id with trailing newline", func(e *Envelope) { e.ID = "evt-1\n" }, []string{"id"}},
 		{"id non-ascii", func(e *Envelope) { e.ID = "évt" }, []string{"id"}},
 		{"id 128 chars", func(e *Envelope) { e.ID = id128 }, nil},
+		{"data at the limit", func(e *Envelope) { e.Data = json.RawMessage(`"` + strings.Repeat("d", MaxData-2) + `"`) }, nil},
+		{"data over the limit", func(e *Envelope) { e.Data = json.RawMessage(`"` + strings.Repeat("d", MaxData-1) + `"`) }, []string{"data"}},
 		{"id 129 chars", func(e *Envelope) { e.ID = id129 }, []string{"id"}},
 		{"type empty", func(e *Envelope) { e.Type = "" }, []string{"type"}},
 		{"schema_version zero", func(e *Envelope) { e.SchemaVersion = 0 }, []string{"schema_version"}},

@@ -32,7 +32,7 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub := args[0]
 	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "http://127.0.0.1:8080", "base URL of the replica's HTTP API")
+	to := targetFlags(fs, "base URL of the replica's HTTP API")
 	projection := fs.String("projection", "", "only this projection's letters (apps, daily_stats, redis)")
 	seq := fs.Uint64("seq", 0, "a letter's sequence number on the dead-letter stream (see list)")
 	all := fs.Bool("all", false, "purge: every projection's letters")
@@ -47,7 +47,7 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch sub {
 	case "list":
 		var out struct{ Letters []httpapi.Letter }
-		if err := apiCall(ctx, http.MethodGet, *addr, "/v1/dlq"+q, &out); err != nil {
+		if err := to.call(ctx, http.MethodGet, "/v1/dlq"+q, &out); err != nil {
 			return err
 		}
 		if *asJSON {
@@ -64,13 +64,13 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError{fmt.Errorf("--seq is required")}
 		}
 		var l httpapi.Letter
-		if err := apiCall(ctx, http.MethodGet, *addr, "/v1/dlq/"+strconv.FormatUint(*seq, 10), &l); err != nil {
+		if err := to.call(ctx, http.MethodGet, "/v1/dlq/"+strconv.FormatUint(*seq, 10), &l); err != nil {
 			return err
 		}
 		return printJSON(stdout, l)
 	case "redrive":
 		var out struct{ Results []projector.RedriveResult }
-		if err := apiCall(ctx, http.MethodPost, *addr, "/v1/dlq/redrive"+q, &out); err != nil {
+		if err := to.call(ctx, http.MethodPost, "/v1/dlq/redrive"+q, &out); err != nil {
 			return err
 		}
 		if *asJSON {
@@ -86,12 +86,12 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "purge":
 		switch {
 		case *seq != 0:
-			return apiCall(ctx, http.MethodDelete, *addr, "/v1/dlq/"+strconv.FormatUint(*seq, 10), nil)
+			return to.call(ctx, http.MethodDelete, "/v1/dlq/"+strconv.FormatUint(*seq, 10), nil)
 		case *projection == "" && !*all:
 			return usageError{fmt.Errorf("say what to purge: --seq, --projection or --all")}
 		}
 		var out struct{ Purged uint64 }
-		if err := apiCall(ctx, http.MethodDelete, *addr, "/v1/dlq"+q, &out); err != nil {
+		if err := to.call(ctx, http.MethodDelete, "/v1/dlq"+q, &out); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "purged %d letters\n", out.Purged)

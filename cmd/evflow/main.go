@@ -5,6 +5,7 @@
 //	evflow publish   send commands or launches
 //	evflow dlq       list, show, redrive and purge dead letters
 //	evflow replay    rebuild projections from the stream, while replicas run
+//	evflow token     make API tokens
 //	evflow version   print the version
 package main
 
@@ -33,6 +34,8 @@ Usage:
                           dead letters: events a projection could not apply
   evflow replay --projection NAME|--all [--from beginning|SEQ|TIME] [--dry-run] [flags]
                           rebuild projections from the stream, while replicas run
+  evflow token new|jwt [flags]
+                          make an API token (keys-file entry or JWT)
 
 Run "evflow <command> -h" for a command's flags.
 `
@@ -58,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = dlq(ctx, args[1:], stdout, stderr)
 	case "replay":
 		err = replayCmd(ctx, args[1:], stdout, stderr)
+	case "token":
+		err = token(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -51,6 +51,17 @@ func TestBadArgumentsNameTheFlagAndExit2(t *testing.T) {
 		{[]string{"publish", "launches", "--bus", "jetstream"}, "--nats-url is required"},
 		{[]string{"serve", "--redis-db", "16"}, "--redis-db"},
 		{[]string{"replay", "--projection", "apps", "--redis-db", "-2"}, "--redis-db"},
+		{[]string{"serve", "--auth-keys", "/no/such/keys.json"}, "--auth-keys"},
+		{[]string{"serve", "--auth-jwt-secret-file", "/no/such/secret"}, "--auth-jwt-secret-file"},
+		{[]string{"serve", "--rate-limit", "5"}, "--rate-limit: limits each token"},
+		{[]string{"serve", "--max-body", "10"}, "--max-body"},
+		{[]string{"serve", "--max-launches", "0"}, "--max-launches"},
+		{[]string{"token"}, "new or jwt"},
+		{[]string{"token", "new", "--roles", "root", "--name", "n", "--tenant", "t"}, "--roles"},
+		{[]string{"token", "new", "--roles", "reader", "--tenant", "t"}, "name is required"},
+		{[]string{"token", "new", "--roles", "reader", "--name", "n", "--tenant", "t", "--expires", "soon"}, "--expires"},
+		{[]string{"token", "jwt", "--roles", "reader", "--name", "n", "--tenant", "t"}, "--secret-file is required"},
+		{[]string{"status", "--token"}, "flag needs an argument"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

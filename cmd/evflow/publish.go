@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/evflow/evflow/handlers"
-	"github.com/evflow/evflow/infra/client"
 	"github.com/evflow/evflow/infra/config"
 	"github.com/evflow/evflow/infra/platform"
 )
@@ -47,7 +46,7 @@ func publish(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func publishCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("publish command", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "http://127.0.0.1:8080", "base URL of a replica's HTTP API")
+	to := targetFlags(fs, "base URL of a replica's HTTP API")
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
 	}
@@ -60,9 +59,9 @@ func publishCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := dec.Decode(&cmd); err != nil {
 		return usageError{fmt.Errorf("the command is not valid JSON: %w", err)}
 	}
-	c, err := client.New(*addr)
+	c, err := to.client()
 	if err != nil {
-		return usageError{fmt.Errorf("--addr: %w", err)}
+		return err
 	}
 	res, err := c.Send(ctx, cmd)
 	if err != nil {
@@ -73,7 +72,7 @@ func publishCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // load describes a synthetic launch load.
 type load struct {
-	addr                                  string
+	to                                    *target
 	count, apps, devices, batch, parallel int
 	wait                                  bool
 }
@@ -82,7 +81,7 @@ func publishLaunches(ctx context.Context, args []string, stdout, stderr io.Write
 	fs := flag.NewFlagSet("publish launches", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var l load
-	fs.StringVar(&l.addr, "addr", "http://127.0.0.1:8080", "base URL of a replica's HTTP API")
+	l.to = targetFlags(fs, "base URL of a replica's HTTP API (--wait reads its status, which takes an admin token when it checks tokens)")
 	fs.IntVar(&l.count, "count", 10000, "launches to send")
 	fs.IntVar(&l.apps, "apps", 50, "distinct apps launched")
 	fs.IntVar(&l.devices, "devices", 1000, "distinct devices")
@@ -109,9 +108,9 @@ func publishLaunches(ctx context.Context, args []string, stdout, stderr io.Write
 	var to launcher
 	switch cfg.Bus {
 	case "":
-		c, err := client.New(l.addr)
+		c, err := l.to.client()
 		if err != nil {
-			return usageError{fmt.Errorf("--addr: %w", err)}
+			return err
 		}
 		to = c
 	case config.BusJetStream, config.BusKafka:
@@ -133,7 +132,7 @@ func publishLaunches(ctx context.Context, args []string, stdout, stderr io.Write
 	if !l.wait {
 		return nil
 	}
-	if err := waitProjected(ctx, l.addr); err != nil {
+	if err := waitProjected(ctx, l.to); err != nil {
 		return err
 	}
 	total := time.Since(start)
@@ -189,9 +188,9 @@ func (l load) send(ctx context.Context, c launcher) error {
 }
 
 // waitProjected polls the replica's status until no projection lags.
-func waitProjected(ctx context.Context, addr string) error {
+func waitProjected(ctx context.Context, to *target) error {
 	for {
-		st, err := fetchStatus(ctx, addr)
+		st, err := fetchStatus(ctx, to)
 		if err != nil {
 			return err
 		}

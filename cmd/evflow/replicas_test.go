@@ -116,7 +116,7 @@ func (c *cluster) spawn(id string, extra ...string) *proc {
 	addr := freeAddr(c.t)
 	args := append([]string{"serve", "--replica-id", id, "--http-addr", addr,
 		"--redis-addr", c.redis.Addr, "--mongo-uri", c.mongo.URI(),
-		"--partitions", "16", "--max-batch", "1000", "--lease-ttl", "3s"}, extra...)
+		"--partitions", "16", "--max-batch", "1000", "--lease-ttl", "3s", "--admin-api"}, extra...)
 	cmd := exec.Command(c.bin, args...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

@@ -26,7 +26,7 @@ func TestServeEmbeddedAnswersAndStopsCleanlyOnSIGTERM(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	addr := freeAddr(t)
-	srv := exec.Command(bin, "serve", "--data-dir", t.TempDir(), "--http-addr", addr, "--nats-port", "-1")
+	srv := exec.Command(bin, "serve", "--data-dir", t.TempDir(), "--http-addr", addr, "--nats-port", "-1", "--admin-api")
 	stderr, _ := srv.StderrPipe()
 	if err := srv.Start(); err != nil {
 		t.Fatalf("start: %v", err)

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/evflow/evflow/infra/platform"
 )
@@ -22,15 +21,15 @@ import (
 func status(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "http://127.0.0.1:8080", "base URL of the replica's HTTP API (a replica knows the owner of its own partitions: ask each replica for the full picture)")
+	to := targetFlags(fs, "base URL of the replica's HTTP API (a replica knows the owner of its own partitions: ask each replica for the full picture)")
 	asJSON := fs.Bool("json", false, "print the replica's status as JSON (the GET /v1/status body) for scripts")
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q: status takes only --addr and --json", fs.Arg(0))}
+		return usageError{fmt.Errorf("unexpected argument %q: status takes only --addr, --token and --json", fs.Arg(0))}
 	}
-	st, err := fetchStatus(ctx, *addr)
+	st, err := fetchStatus(ctx, to)
 	if err != nil {
 		return err
 	}
@@ -137,35 +136,8 @@ func partitionList(ps []int) string {
 	return b.String()
 }
 
-// fetchStatus asks the replica at addr for its status.
-func fetchStatus(ctx context.Context, addr string) (platform.Status, error) {
+// fetchStatus asks the replica for its status.
+func fetchStatus(ctx context.Context, to *target) (platform.Status, error) {
 	var st platform.Status
-	return st, apiCall(ctx, http.MethodGet, addr, "/v1/status", &st)
-}
-
-// apiCall sends method path to the replica at addr and decodes a 200 answer
-// into out (nil: no body expected).
-func apiCall(ctx context.Context, method, addr, path string, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, addr+path, nil)
-	if err != nil {
-		return usageError{fmt.Errorf("--addr %q: %w", addr, err)}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("ask %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, body)
-	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode %s: %w", path, err)
-	}
-	return nil
+	return st, to.call(ctx, http.MethodGet, "/v1/status", &st)
 }

@@ -65,6 +65,7 @@ type Client struct {
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	userAgent  string
+	token      string
 }
 
 // settings collects the options before [New] validates them.
@@ -74,6 +75,7 @@ type settings struct {
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	userAgent  string
+	token      string
 }
 
 // Option configures a [Client]; pass options to [New].
@@ -111,6 +113,12 @@ func WithUserAgent(ua string) Option {
 	return func(s *settings) { s.userAgent = ua }
 }
 
+// WithToken sends token as the bearer token of every request, for replicas
+// that check tokens (see infra/auth).
+func WithToken(token string) Option {
+	return func(s *settings) { s.token = token }
+}
+
 // New returns a client of the API at baseURL, such as
 // "http://127.0.0.1:8080" (a path prefix is kept, a trailing slash is
 // dropped). It reports every invalid argument, joined.
@@ -143,7 +151,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("evflow client: %w", err)
 	}
 	return &Client{base: base, http: s.http, retries: s.retries,
-		minBackoff: s.minBackoff, maxBackoff: s.maxBackoff, userAgent: s.userAgent}, nil
+		minBackoff: s.minBackoff, maxBackoff: s.maxBackoff, userAgent: s.userAgent, token: s.token}, nil
 }
 
 // parseBase checks an API base URL and drops its trailing slashes.

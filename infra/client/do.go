@@ -63,6 +63,9 @@ func (c *Client) attempt(ctx context.Context, cl call, out any) (retryAfter time
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if cl.body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -138,7 +138,6 @@ func TestFinalAnswersAreNotRetried(t *testing.T) {
 		{http.StatusNotFound, `{"error":"app not found"}`, "", ""},
 		{http.StatusConflict, `{"error":"not awaiting review","rule":"version_not_submitted"}`, "", "version_not_submitted"},
 		{http.StatusRequestEntityTooLarge, `{"error":"too big","field":"body"}`, "body", ""},
-		{http.StatusTooManyRequests, `{"error":"slow down"}`, "", ""},
 		{http.StatusInternalServerError, `{"error":"internal error; it has been logged"}`, "", ""},
 	}
 	for _, tc := range cases {
@@ -230,4 +229,30 @@ func TestContextEndsRetrying(t *testing.T) {
 			t.Errorf("%d requests, want 1", n)
 		}
 	})
+}
+
+func TestTokenSentAndRateLimitRetried(t *testing.T) {
+	api := newFakeAPI(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n == 1 {
+			answerJSON(w, http.StatusTooManyRequests, "1", `{"error":"token \"ci\" exceeded the rate limit","limit":"rate-limit"}`)
+			return
+		}
+		answerJSON(w, http.StatusOK, "", `{"id":"app-1","position":3}`)
+	})
+	c := newClient(t, api.URL, client.WithToken("evf_secret"), client.WithBackoff(time.Millisecond, 5*time.Second))
+	if _, err := c.App(context.Background(), "app-1"); err != nil {
+		t.Fatalf("App: %v", err)
+	}
+	reqs := api.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want the 429 retried once", len(reqs))
+	}
+	for i, r := range reqs {
+		if got := r.header.Get("Authorization"); got != "Bearer evf_secret" {
+			t.Errorf("attempt %d: Authorization %q", i+1, got)
+		}
+	}
+	if d := reqs[1].at.Sub(reqs[0].at); d < time.Second {
+		t.Errorf("retried after %s, want the Retry-After of 1s", d)
+	}
 }

@@ -18,15 +18,20 @@ const (
 )
 
 // APIError is an answer of the API other than success, decoded from its
-// JSON error body {"error", "field", "rule"}. The client returns it wrapped:
-// match it with errors.As.
+// JSON error body {"error", "field", "rule", "limit"}. The client returns
+// it wrapped: match it with errors.As.
 //
 //   - 400: the request is malformed; Field names the field at fault, such
 //     as "version" or "launches[3].device_id".
-//   - 403: the tenant does not own the app. 404: no such app or release.
+//   - 401: the bearer token is missing, invalid or expired ([WithToken]).
+//   - 403: the token lacks the role (Rule "role"), or acts for another
+//     organization than the app's (Rule "tenant"), or the tenant does not
+//     own the app. 404: no such app or release.
 //   - 409: the app's state does not allow the command; Rule is one of the
 //     handlers.Rule constants, such as "version_not_submitted".
-//   - 413: the body is over the server's limit.
+//   - 413: the body or the batch is over the server's limit, named by Limit.
+//   - 429: the token's rate limit (Limit "rate-limit"); retried after the
+//     server's Retry-After.
 //   - 502, 503, 504: the server or a proxy could not answer now; these are
 //     retried (503 with Rule [RuleConcurrentUpdate] among them).
 //
@@ -39,8 +44,10 @@ type APIError struct {
 	Message string
 	// Field is the JSON name of the field at fault (400).
 	Field string
-	// Rule is the rule the command breaks (409, 503).
+	// Rule is the rule the command breaks (403, 409, 503).
 	Rule string
+	// Limit names the limit exceeded (413, 429).
+	Limit string
 }
 
 // Error implements error: "409 Conflict: <message> (rule <rule>)".
@@ -62,10 +69,11 @@ func (e *APIError) Error() string {
 }
 
 // retryableStatus reports the statuses that may pass: the server or a proxy
-// in front of it could not answer now. Every 4xx is final.
+// in front of it could not answer now, or the token's rate limit refused
+// the request. Every other 4xx is final.
 func retryableStatus(status int) bool {
 	switch status {
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
 	}
 	return false
@@ -80,9 +88,10 @@ func newAPIError(status int, body []byte) *APIError {
 		Error string `json:"error"`
 		Field string `json:"field"`
 		Rule  string `json:"rule"`
+		Limit string `json:"limit"`
 	}
 	if err := json.Unmarshal(body, &wire); err == nil && wire.Error != "" {
-		return &APIError{Status: status, Message: wire.Error, Field: wire.Field, Rule: wire.Rule}
+		return &APIError{Status: status, Message: wire.Error, Field: wire.Field, Rule: wire.Rule, Limit: wire.Limit}
 	}
 	msg := strings.TrimSpace(string(body))
 	if len(msg) > maxMessage {

@@ -30,6 +30,7 @@ func startReplica(t *testing.T) string {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.AdminAPI = true
 	cfg.NATSPort = -1
 	level := slog.LevelWarn
 	if os.Getenv("EVFLOW_TEST_LOG") != "" {

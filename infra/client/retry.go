@@ -18,12 +18,12 @@ import (
 // failure that may pass, so that the same call (with the same command or
 // launch ids) is worth making again later:
 //
-//   - an *[APIError] with status 502, 503 (including rule
-//     [RuleConcurrentUpdate]) or 504;
+//   - an *[APIError] with status 429 (a rate limit), 502, 503 (including
+//     rule [RuleConcurrentUpdate]) or 504;
 //   - a transport error: connection refused or reset, a timeout of the HTTP
 //     client, a connection closed before the whole answer arrived.
 //
-// It is false for nil, for every other *APIError (4xx and 500: retrying
+// It is false for nil, for every other *APIError (other 4xx and 500: retrying
 // cannot change the answer), for errors caused by ctx being cancelled or
 // past its deadline (the caller gave up), for unknown hosts and TLS
 // failures, and for answers that cannot be decoded.

@@ -109,7 +109,7 @@ func TestIsRetryable(t *testing.T) {
 		{"404", &APIError{Status: 404}, false},
 		{"409", &APIError{Status: 409, Rule: "version_not_submitted"}, false},
 		{"413", &APIError{Status: 413}, false},
-		{"429", &APIError{Status: 429}, false},
+		{"429", &APIError{Status: 429, Limit: "rate-limit"}, true},
 		{"500", &APIError{Status: 500}, false},
 		{"502", &APIError{Status: 502}, true},
 		{"503", &APIError{Status: 503}, true},

@@ -16,9 +16,18 @@
 //	GET  /readyz                   readiness: NATS, MongoDB and Redis reachable
 //	GET  /metrics                  Prometheus metrics, when configured
 //
-// Errors are JSON {"error": "...", "field": "...", "rule": "..."}: 400 names
-// the field at fault, 409 the rule an illegal transition breaks, 413 the
-// body limit; nothing is published when a request is refused.
+// With [Config.Auth], every /v1 route needs a bearer token with a role:
+// publisher for commands and launches, reader for the app queries, admin
+// for status and dead letters (served only with [Config.AdminAPI]). A
+// token acts for its own organization: commands name it as tenant,
+// launches as org, and reads see the apps it owns or was granted. Without
+// Auth the API is open and these checks are off.
+//
+// Errors are JSON {"error": "...", "field": "...", "rule": "...", "limit": "..."}:
+// 400 names the field at fault, 401 a missing, invalid or expired token,
+// 403 the rule refused (role, tenant, or an illegal transition's owner),
+// 409 the rule an illegal transition breaks, 413 and 429 the limit
+// exceeded; nothing is published when a request is refused.
 package httpapi
 
 import (
@@ -31,11 +40,17 @@ import (
 
 	"github.com/evflow/evflow/events"
 	"github.com/evflow/evflow/handlers"
+	"github.com/evflow/evflow/infra/auth"
 	"github.com/evflow/evflow/projections"
 )
 
-// DefaultMaxBody is the largest request body accepted, in bytes.
-const DefaultMaxBody = 1 << 20
+// Defaults of [Config].
+const (
+	// DefaultMaxBody is the largest request body accepted, in bytes.
+	DefaultMaxBody = 1 << 20
+	// DefaultMaxLaunches is the most launches one POST /v1/launches carries.
+	DefaultMaxLaunches = handlers.DefaultMaxLaunchBatch
+)
 
 // Commands decides commands and ingests launches.
 type Commands interface {
@@ -71,7 +86,22 @@ type Config struct {
 	Metrics http.Handler
 	// MaxBody bounds request bodies; default [DefaultMaxBody].
 	MaxBody int64
-	Logger  *slog.Logger
+	// MaxLaunches bounds the launches of one request; default [DefaultMaxLaunches].
+	MaxLaunches int
+	// Auth verifies bearer tokens; nil runs the API open.
+	Auth Verifier
+	// AdminAPI serves status and dead letters (to admin tokens, with Auth).
+	AdminAPI bool
+	// Tenancy lists a tenant's apps for GET /v1/top; required with Auth.
+	Tenancy Tenancy
+	// AccessTTL is how long an app's owner and grants are cached for the
+	// tenant checks; default [DefaultAccessTTL].
+	AccessTTL time.Duration
+	// RateLimit is the requests per second each token may make (0: no
+	// limit), with bursts of RateBurst (default: RateLimit rounded up).
+	RateLimit float64
+	RateBurst int
+	Logger    *slog.Logger
 }
 
 // New returns the API's handler.
@@ -79,24 +109,36 @@ func New(cfg Config) http.Handler {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	if cfg.MaxLaunches <= 0 {
+		cfg.MaxLaunches = DefaultMaxLaunches
+	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = DefaultAccessTTL
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &api{cfg: cfg}
+	a := &api{cfg: cfg, access: newAccess(cfg.Docs, cfg.AccessTTL), limits: newLimiters(cfg.RateLimit, cfg.RateBurst)}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/commands", a.command)
-	mux.HandleFunc("POST /v1/launches", a.launches)
-	mux.HandleFunc("GET /v1/apps/{id}", a.app)
-	mux.HandleFunc("GET /v1/apps/{id}/release", a.release)
-	mux.HandleFunc("GET /v1/apps/{id}/stats", a.stats)
-	mux.HandleFunc("GET /v1/top", a.top)
-	mux.HandleFunc("GET /v1/status", a.status)
+	mux.HandleFunc("POST /v1/commands", a.guard(auth.Publisher, a.command))
+	mux.HandleFunc("POST /v1/launches", a.guard(auth.Publisher, a.launches))
+	mux.HandleFunc("GET /v1/apps/{id}", a.guard(auth.Reader, a.app))
+	mux.HandleFunc("GET /v1/apps/{id}/release", a.guard(auth.Reader, a.release))
+	mux.HandleFunc("GET /v1/apps/{id}/stats", a.guard(auth.Reader, a.stats))
+	mux.HandleFunc("GET /v1/top", a.guard(auth.Reader, a.top))
+	admin := func(pattern string, h http.HandlerFunc) {
+		if !cfg.AdminAPI {
+			h = adminOff
+		}
+		mux.HandleFunc(pattern, a.guard(auth.Admin, h))
+	}
+	admin("GET /v1/status", a.status)
 	if cfg.DeadLetters != nil {
-		mux.HandleFunc("GET /v1/dlq", a.dlqList)
-		mux.HandleFunc("GET /v1/dlq/{seq}", a.dlqShow)
-		mux.HandleFunc("DELETE /v1/dlq/{seq}", a.dlqDelete)
-		mux.HandleFunc("POST /v1/dlq/redrive", a.dlqRedrive)
-		mux.HandleFunc("DELETE /v1/dlq", a.dlqPurge)
+		admin("GET /v1/dlq", a.dlqList)
+		admin("GET /v1/dlq/{seq}", a.dlqShow)
+		admin("DELETE /v1/dlq/{seq}", a.dlqDelete)
+		admin("POST /v1/dlq/redrive", a.dlqRedrive)
+		admin("DELETE /v1/dlq", a.dlqPurge)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -108,11 +150,20 @@ func New(cfg Config) http.Handler {
 	return mux
 }
 
-type api struct{ cfg Config }
+type api struct {
+	cfg    Config
+	access *access
+	limits *limiters
+}
+
+// adminOff answers the admin routes of a replica started without the admin API.
+func adminOff(w http.ResponseWriter, _ *http.Request) {
+	writeError(w, http.StatusNotFound, apiError{Error: "the admin API is off on this replica: start it with --admin-api"})
+}
 
 func (a *api) command(w http.ResponseWriter, r *http.Request) {
 	var cmd handlers.Command
-	if !a.decode(w, r, &cmd) {
+	if !a.decode(w, r, &cmd) || !a.actAs(w, r, &cmd.Tenant, "tenant") {
 		return
 	}
 	res, err := a.cfg.Commands.Handle(r.Context(), cmd)
@@ -133,6 +184,15 @@ func (a *api) launches(w http.ResponseWriter, r *http.Request) {
 	if !a.decode(w, r, &b) {
 		return
 	}
+	if len(b.Launches) > a.cfg.MaxLaunches {
+		writeError(w, http.StatusRequestEntityTooLarge, apiError{
+			Error: fmt.Sprintf("at most %d launches per request, got %d", a.cfg.MaxLaunches, len(b.Launches)),
+			Field: "launches", Limit: "max-launches"})
+		return
+	}
+	if !a.checkLaunches(w, r, b.Launches) {
+		return
+	}
 	n, err := a.cfg.Commands.Ingest(r.Context(), b.Launches)
 	if err != nil {
 		a.fail(w, r, err)
@@ -149,6 +209,10 @@ func (a *api) app(w http.ResponseWriter, r *http.Request) {
 	app, found, err := a.cfg.Docs.App(r.Context(), id)
 	if err != nil {
 		a.fail(w, r, err)
+		return
+	}
+	if p, authed := principal(r.Context()); found && authed && !mayRead(app, p.Tenant) {
+		writeError(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("organization %q neither owns app %q nor was granted it", p.Tenant, id), Rule: "tenant"})
 		return
 	}
 	if !found {
@@ -177,7 +241,7 @@ type Release struct {
 
 func (a *api) release(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
-	if !ok {
+	if !ok || a.checkRead(w, r, id) != nil {
 		return
 	}
 	v, pos, found, err := a.cfg.Hot.Release(r.Context(), id)
@@ -204,7 +268,7 @@ type Stats struct {
 
 func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
-	if !ok {
+	if !ok || a.checkRead(w, r, id) != nil {
 		return
 	}
 	day, ok := queryDay(w, r)
@@ -244,7 +308,13 @@ func (a *api) top(w http.ResponseWriter, r *http.Request) {
 		}
 		n = v
 	}
-	apps, err := a.cfg.Hot.Top(r.Context(), day, n)
+	var apps []projections.AppCount
+	var err error
+	if p, authed := principal(r.Context()); authed {
+		apps, err = a.topOf(r.Context(), p.Tenant, day, n)
+	} else {
+		apps, err = a.cfg.Hot.Top(r.Context(), day, n)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return

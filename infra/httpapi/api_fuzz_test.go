@@ -132,8 +132,8 @@ func FuzzAPI(f *testing.F) {
 				return nil
 			},
 			Status:  func(context.Context) (any, error) { return map[string]uint64{"applied": uint64(len(s.stream))}, nil },
-			MaxBody: fuzzMaxBody,
-			Logger:  slog.New(slog.DiscardHandler),
+			MaxBody: fuzzMaxBody, AdminAPI: true,
+			Logger: slog.New(slog.DiscardHandler),
 		})
 		req := fuzzRequest(route%routes, seg, q1, q2, body)
 		if req == nil {

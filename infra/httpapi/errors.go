@@ -18,6 +18,8 @@ type apiError struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
 	Rule  string `json:"rule,omitempty"`
+	// Limit names the limit a 413 or 429 answer enforces.
+	Limit string `json:"limit,omitempty"`
 }
 
 // decode reads a JSON body into v, refusing unknown fields, trailing data
@@ -40,7 +42,7 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	)
 	switch {
 	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, apiError{Error: fmt.Sprintf("request body exceeds the limit of %d bytes", tooBig.Limit), Field: "body"})
+		writeError(w, http.StatusRequestEntityTooLarge, apiError{Error: fmt.Sprintf("request body exceeds the limit of %d bytes", tooBig.Limit), Field: "body", Limit: "max-body"})
 	case errors.As(err, &typeErr) && typeErr.Field == "":
 		// An array or a scalar where the body's object belongs: no field
 		// of it is at fault.

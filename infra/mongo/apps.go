@@ -227,3 +227,30 @@ func (s *Store) positions(ctx context.Context, coll *mongo.Collection, ids []str
 	}
 	return out, nil
 }
+
+// AppsOf returns the ids of the apps tenant owns or was granted, in id
+// order: the apps a token of tenant may read. It scans the apps
+// collection, which has no index on tenant or grants.
+func (s *Store) AppsOf(ctx context.Context, tenant string) ([]string, error) {
+	filter := bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: fieldTenant, Value: tenant}},
+		bson.D{{Key: fieldGrants, Value: tenant}},
+	}}}
+	opts := options.Find().SetProjection(bson.D{{Key: fieldID, Value: 1}})
+	cur, err := s.apps.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: apps of %q: %w", tenant, err)
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongo: apps of %q: %w", tenant, err)
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	slices.Sort(ids)
+	return ids, nil
+}

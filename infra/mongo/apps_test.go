@@ -249,3 +249,26 @@ func testAppTimesKeepMilliseconds(t *testing.T, mode evmongo.Config) {
 }
 
 func appID(i int) string { return "app" + string(rune('A'+i/26)) + string(rune('a'+i%26)) }
+
+func TestAppsOf(t *testing.T) {
+	e := startEnv(t)
+	ctx := ctx(t)
+	s, _ := e.store(t, evmongo.Config{})
+	own, granted, other := newApp("own", 1), newApp("granted", 2), newApp("other", 3)
+	own.Tenant, granted.Tenant, other.Tenant = "acme", "globex", "globex"
+	granted.Grants = []string{"initech", "acme"}
+	if _, err := s.SaveApps(ctx, appWrites(0, own, granted, other)); err != nil {
+		t.Fatal(err)
+	}
+	for tenant, want := range map[string][]string{
+		"acme": {"granted", "own"}, "globex": {"granted", "other"}, "initech": {"granted"}, "nobody": {},
+	} {
+		got, err := s.AppsOf(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("AppsOf(%s) = %v, want %v", tenant, got, want)
+		}
+	}
+}

@@ -28,4 +28,5 @@ const (
 	fieldLaunches   = "launches"
 	fieldProjection = "projection"
 	fieldPartition  = "partition"
+	fieldGrants     = "grants" // of the apps document
 )

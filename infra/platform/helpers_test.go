@@ -65,6 +65,7 @@ func newEmbeddedStand(t testing.TB) *stand {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.AdminAPI = true
 	cfg.NATSPort = -1
 	cfg.RedisAddr = r.Addr
 	cfg.Partitions = 4
@@ -77,6 +78,8 @@ type replica struct {
 	app  *fx.App
 	r    *platform.Replica
 	base string
+	// token, when set, is sent as the bearer token of every call.
+	token string
 }
 
 func (s *stand) start(t testing.TB) *replica {
@@ -131,6 +134,9 @@ func (r *replica) call(method, path string, body any, out any) int {
 	req, err := http.NewRequest(method, r.base+path, rd)
 	if err != nil {
 		r.t.Fatalf("request: %v", err)
+	}
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -51,7 +51,7 @@ func Options(cfg config.Config, logger *slog.Logger) fx.Option {
 			l.UseLogLevel(slog.LevelDebug)
 			return l
 		}),
-		fx.Provide(newMetrics, newBus, newDocs, newHot, newLive, newService, newRunners, newOwner, newReplica),
+		fx.Provide(newMetrics, newAuth, newBus, newDocs, newHot, newLive, newService, newRunners, newOwner, newReplica),
 	)
 }
 
@@ -85,8 +85,8 @@ func newLive(cfg config.Config, log *slog.Logger, reg *prometheus.Registry, b *B
 	})
 }
 
-func newService(g *generations, b *Bus) *handlers.Service {
-	return handlers.NewService(&g.live, b.Appender, handlers.Config{Heads: b.Heads})
+func newService(cfg config.Config, g *generations, b *Bus) *handlers.Service {
+	return handlers.NewService(&g.live, b.Appender, handlers.Config{Heads: b.Heads, MaxLaunchBatch: cfg.MaxLaunches})
 }
 
 func newRunners(cfg config.Config, log *slog.Logger, b *Bus, g *generations) (runnerSet, error) {
@@ -170,7 +170,7 @@ func (rs runnerSet) Revoke(p int) {
 	wg.Wait()
 }
 
-func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, svc *handlers.Service, b *Bus, d *Docs, h *Hot, g *generations, runners runnerSet, owner Ownership) *Replica {
+func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, auth apiAuth, svc *handlers.Service, b *Bus, d *Docs, h *Hot, g *generations, runners runnerSet, owner Ownership) *Replica {
 	r := &Replica{MongoURI: d.URI, Runners: runners, Owner: owner, Bus: b}
 	if b.Kind == config.BusJetStream {
 		r.NATSURL = b.URL
@@ -182,6 +182,9 @@ func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prome
 			Status:      func(ctx context.Context) (any, error) { return status(ctx, cfg, b, g, runners, owner) },
 			Ready:       func(ctx context.Context) error { return ready(ctx, b, d, h) },
 			Metrics:     promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+			Auth:        auth.Verifier, AdminAPI: cfg.AdminAPI, Tenancy: &g.live,
+			RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
+			MaxBody: int64(cfg.MaxBody), MaxLaunches: cfg.MaxLaunches,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

@@ -1,0 +1,55 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/evflow/evflow/infra/auth"
+	"github.com/evflow/evflow/infra/config"
+	"github.com/evflow/evflow/infra/httpapi"
+)
+
+// apiAuth is the API's token verifier: nil when the replica runs open.
+type apiAuth struct{ httpapi.Verifier }
+
+// newAuth loads the token verifier cfg names. A replica without one runs
+// open, and says so loudly.
+func newAuth(cfg config.Config, log *slog.Logger) (apiAuth, error) {
+	if !cfg.Auth() {
+		host, _, _ := net.SplitHostPort(cfg.HTTPAddr)
+		ip := net.ParseIP(host)
+		exposed := host != "localhost" && (ip == nil || !ip.IsLoopback())
+		log.Warn("AUTHENTICATION IS OFF: the HTTP API serves every caller, any tenant, without a token; set --auth-keys or --auth-jwt-secret-file",
+			"http", cfg.HTTPAddr, "reachable_from_other_hosts", exposed, "admin_api", cfg.AdminAPI)
+		return apiAuth{}, nil
+	}
+	var (
+		keys *auth.Keys
+		jwt  *auth.JWT
+		err  error
+	)
+	if cfg.AuthKeys != "" {
+		if keys, err = auth.LoadKeys(cfg.AuthKeys); err != nil {
+			return apiAuth{}, UsageError{fmt.Errorf("--auth-keys: %w", err)}
+		}
+	}
+	if cfg.AuthJWTSecretFile != "" {
+		if jwt, err = auth.LoadJWT(cfg.AuthJWTSecretFile); err != nil {
+			return apiAuth{}, UsageError{fmt.Errorf("--auth-jwt-secret-file: %w", err)}
+		}
+	}
+	v, err := auth.NewVerifier(keys, jwt)
+	if err != nil {
+		return apiAuth{}, err
+	}
+	log.Info("API authentication on", "keys_file", cfg.AuthKeys != "", "jwt", cfg.AuthJWTSecretFile != "",
+		"admin_api", cfg.AdminAPI, "rate_limit", cfg.RateLimit)
+	return apiAuth{v}, nil
+}
+
+// AppsOf implements httpapi.Tenancy.
+func (l *liveStores) AppsOf(ctx context.Context, tenant string) ([]string, error) {
+	return l.apps.Load().AppsOf(ctx, tenant)
+}
