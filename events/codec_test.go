@@ -224,3 +224,21 @@ func TestUnmarshalRefusesDataThatIsNotJSON(t *testing.T) {
 		t.Errorf("marshal of data that is not JSON: %v, want a FieldError on data", err)
 	}
 }
+
+// TestDataOverTheLimit checks that an event whose data is over MaxData is
+// neither encoded nor decoded: a consumer gets ErrMalformed and parks it.
+func TestDataOverTheLimit(t *testing.T) {
+	e := validEnvelope()
+	e.Data = json.RawMessage(`"` + string(bytes.Repeat([]byte("d"), MaxData)) + `"`)
+	if _, err := Marshal(e); err == nil {
+		t.Fatal("Marshal took data over the limit")
+	}
+	raw, err := json.Marshal(e) // another producer, without the check
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fe *FieldError
+	if _, err := Unmarshal(raw); !errors.Is(err, ErrMalformed) || !errors.As(err, &fe) || fe.Field != "data" {
+		t.Fatalf("Unmarshal = %v, want ErrMalformed naming data", err)
+	}
+}
