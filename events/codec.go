@@ -8,6 +8,7 @@ import (
 	// encoding/json (1.7 µs against 7.8 µs on this machine), and every
 	// event a projection applies or a replay rebuilds is decoded.
 	json "github.com/goccy/go-json"
+	"github.com/tidwall/gjson"
 )
 
 // Marshal encodes an envelope as JSON after validating it.
@@ -42,18 +43,22 @@ func Unmarshal(b []byte) (Envelope, error) {
 	if err := json.Unmarshal(b, &e); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	// go-json does not check a RawMessage's content: Validate does.
-	if err := e.Validate(); err != nil {
+	// go-json does not check a RawMessage's content, but Data is a value
+	// of b, which is valid JSON: the rest of Validate remains.
+	if err := e.validate(func([]byte) bool { return true }); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return e, nil
 }
 
 // decodable reports whether b may be handed to go-json's decoder: only
-// valid JSON is, as encoding/json checks it. go-json v0.10.5 reads past the
-// end of its input when the input ends within an escape in an object key
-// (`{"\`): whatever memory follows is read as JSON, and under the race
-// detector checkptr aborts the process. Its decoder is trusted with valid
-// JSON only, whatever else it may do with the rest; the check costs about
-// half of a decode and keeps decoding 2-3× faster than encoding/json's.
-func decodable(b []byte) bool { return stdjson.Valid(b) }
+// valid JSON is. go-json v0.10.5 reads past the end of its input when the
+// input ends within an escape in an object key (`{"\`): whatever memory
+// follows is read as JSON, and under the race detector checkptr aborts the
+// process. Its decoder is trusted with valid JSON only, whatever else it
+// may do with the rest.
+//
+// gjson's validator accepts exactly what encoding/json.Valid accepts
+// (FuzzDecodableMatchesEncodingJSON holds it to that) in a third of the
+// time; with it, checking costs a third of a decode instead of a half.
+func decodable(b []byte) bool { return gjson.ValidBytes(b) }

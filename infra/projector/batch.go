@@ -68,7 +68,7 @@ func (r *Runner) decode(ctx context.Context, b *batch, msgs []*message.Message, 
 		rec, err := bus.FromMessage(m)
 		var payload any
 		if err == nil {
-			payload, err = r.cfg.Registry.Decode(rec.Envelope)
+			payload, err = r.cfg.Registry.DecodeValid(rec.Envelope) // rec came from events.Unmarshal
 		}
 		if err != nil && b.blocked == nil {
 			r.skipped.Add(1)
