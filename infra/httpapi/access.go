@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/evflow/evflow/events"
 	"github.com/evflow/evflow/handlers"
 	"github.com/evflow/evflow/projections"
 )
@@ -141,7 +142,7 @@ func (a *api) checkLaunches(w http.ResponseWriter, r *http.Request, ls []handler
 			return false
 		}
 		id := ls[i].AppID
-		if seen[id] {
+		if seen[id] || !events.ValidID(id) { // a malformed id is the handlers' 400
 			continue
 		}
 		seen[id] = true

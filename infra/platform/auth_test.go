@@ -161,6 +161,9 @@ func TestAuthTenants(t *testing.T) {
 	if code := globex.call("POST", "/v1/launches", launchesOf("globex", "rocket", "l1"), &a); code != http.StatusForbidden || a.Field != "launches[0].app_id" {
 		t.Errorf("globex's launch of acme's app: %d %+v, want 403 on launches[0].app_id", code, a)
 	}
+	if code := acme.call("POST", "/v1/launches", launchesOf("", "no such app", "l9"), &a); code != http.StatusBadRequest || a.Field != "launches[0].app_id" {
+		t.Errorf("a malformed app id: %d %+v, want 400 on launches[0].app_id", code, a)
+	}
 	if code := acme.call("POST", "/v1/launches", launchesOf("globex", "rocket", "l2"), &a); code != http.StatusForbidden || a.Field != "launches[0].org" {
 		t.Errorf("acme's launch under globex: %d %+v, want 403 on launches[0].org", code, a)
 	}
