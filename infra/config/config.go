@@ -95,6 +95,8 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string
 	LogFormat string
+	// OTel configures tracing.
+	OTel OTel
 
 	// envErrs records environment variables that did not parse.
 	envErrs []error
@@ -109,6 +111,7 @@ func Default() Config {
 		Dedup: 2 * time.Minute, LogLevel: "info", LogFormat: "text",
 		LeaseTTL: 3 * time.Second, NATSClusterName: "evflow", NATSClusterPort: 6222,
 		MaxAttempts: 5, RetryBackoff: 50 * time.Millisecond, RetryMaxBackoff: 5 * time.Second,
+		OTel: DefaultOTel(),
 	}
 }
 
@@ -153,6 +156,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	str(&c.NATSRoutes, "nats-routes", "route URLs of the other cluster nodes, comma-separated (nats://host:6222,…)")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text or json")
+	c.OTel.flags(fs, c)
 }
 
 // Validate names the flag of every invalid setting.
@@ -272,6 +276,7 @@ func (c Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "%q is not text or json", c.LogFormat)
 	}
+	errs = append(errs, c.OTel.validate()...)
 	return errors.Join(errs...)
 }
 
