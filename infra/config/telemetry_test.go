@@ -37,6 +37,7 @@ func TestTracingValidationNamesTheFlag(t *testing.T) {
 	}{
 		{[]string{"--otel-exporter", "jaeger"}, "--otel-exporter"},
 		{[]string{"--otel-endpoint", "http://c:4318"}, "--otel-endpoint"},
+		{[]string{"--otel-exporter", "otlp", "--otel-endpoint", "collector:4318"}, "--otel-endpoint"},
 		{[]string{"--otel-exporter", "otlp", "--otel-sample-ratio", "1.5"}, "--otel-sample-ratio"},
 		{[]string{"--otel-sample-ratio", "NaN"}, "--otel-sample-ratio"},
 	}

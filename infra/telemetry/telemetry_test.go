@@ -5,6 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -60,4 +65,47 @@ func (l *logBuffer) lines(t *testing.T) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+func TestOTLPEndpointGetsThePathOfTraces(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://collector:4318":         "http://collector:4318/v1/traces",
+		"https://collector:4318/":       "https://collector:4318/v1/traces",
+		"http://gateway/otel/v1/traces": "http://gateway/otel/v1/traces",
+		"collector:4318":                "",
+		"ftp://collector":               "",
+		"http://":                       "",
+	} {
+		got, err := telemetry.OTLPEndpoint(in)
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("OTLPEndpoint(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestStartTracing(t *testing.T) {
+	off, err := telemetry.StartTracing(t.Context(), telemetry.TracingConfig{})
+	if err != nil || off.Enabled() {
+		t.Fatalf("no exporter: %v, enabled %v; want tracing off", err, off != nil && off.Enabled())
+	}
+	if _, err := telemetry.StartTracing(t.Context(), telemetry.TracingConfig{Exporter: "jaeger"}); err == nil {
+		t.Fatal("exporter jaeger accepted")
+	}
+	var out logBuffer
+	on, err := telemetry.StartTracing(t.Context(), telemetry.TracingConfig{Exporter: telemetry.ExporterStdout, SampleRatio: 1, Instance: "r1", Stdout: &out})
+	if err != nil || !on.Enabled() {
+		t.Fatalf("stdout exporter: %v", err)
+	}
+	h := telemetry.HTTPHandler(http.NotFoundHandler(), telemetry.HTTPConfig{Tracing: on, Logger: slog.New(slog.DiscardHandler)})
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/v1/x", nil))
+	if err := on.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	spans := out.lines(t)
+	if len(spans) != 1 || spans[0]["Name"] != "HTTP GET" {
+		t.Fatalf("exported %v, want the request's span", spans)
+	}
+	if !strings.Contains(fmt.Sprint(spans[0]["Resource"]), "r1") {
+		t.Errorf("span resource %v lacks the instance id", spans[0]["Resource"])
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -43,9 +44,9 @@ type TracingConfig struct {
 	// Exporter is ExporterNone (or ""), ExporterOTLP or ExporterStdout.
 	Exporter string
 	// Endpoint is the OTLP/HTTP endpoint URL, such as
-	// http://collector:4318 (the path /v1/traces is added when it has
-	// none); empty: the exporter's own default and OTEL_EXPORTER_OTLP_*
-	// environment variables.
+	// http://collector:4318 (see [OTLPEndpoint]); empty: the
+	// OTEL_EXPORTER_OTLP_* environment variables, else the exporter's
+	// default, https://localhost:4318/v1/traces.
 	Endpoint string
 	// SampleRatio is the share of traces started here that are recorded
 	// (0 to 1); a trace started upstream follows the upstream decision.
@@ -99,7 +100,11 @@ func StartTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 	case ExporterOTLP:
 		var opts []otlptracehttp.Option
 		if cfg.Endpoint != "" {
-			opts = append(opts, otlptracehttp.WithEndpointURL(cfg.Endpoint))
+			u, uerr := OTLPEndpoint(cfg.Endpoint)
+			if uerr != nil {
+				return nil, uerr
+			}
+			opts = append(opts, otlptracehttp.WithEndpointURL(u))
 		}
 		exp, err = otlptracehttp.New(ctx, opts...)
 	case ExporterStdout:
@@ -129,6 +134,21 @@ func StartTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 	t := NewTracing(tp)
 	t.shutdown = tp.Shutdown
 	return t, nil
+}
+
+// OTLPEndpoint checks an OTLP/HTTP endpoint URL and returns it with the
+// path of traces, /v1/traces, when it has no path: as the
+// OTEL_EXPORTER_OTLP_ENDPOINT variable is read (the exporter's own option
+// would post to "/", and would ignore a URL it cannot parse).
+func OTLPEndpoint(endpoint string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("tracing: endpoint %q is not an http:// or https:// URL with a host", endpoint)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/v1/traces"
+	}
+	return u.String(), nil
 }
 
 // Enabled reports whether spans are recorded at all.
