@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
 	"go.uber.org/fx"
 
 	"github.com/evflow/evflow/infra/bus"
@@ -27,10 +29,16 @@ func telemetryOptions() fx.Option {
 	)
 }
 
+// tracingShutdownTimeout bounds the export of the last spans at stop.
+const tracingShutdownTimeout = 5 * time.Second
+
 // newTracing starts the tracing --otel-* describe (none by default); the
 // spans still buffered are exported when the replica stops, after its
-// runners.
-func newTracing(lc fx.Lifecycle, cfg config.Config) (*telemetry.Tracing, error) {
+// runners. When tracing is on, the SDK's errors (a collector that cannot
+// be reached) are logged as warnings instead of printed by otel's default
+// handler, which would break JSON logs: the one piece of otel's global
+// state evflow sets, here in the wiring.
+func newTracing(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*telemetry.Tracing, error) {
 	t, err := telemetry.StartTracing(context.Background(), telemetry.TracingConfig{
 		Exporter: cfg.OTel.Exporter, Endpoint: cfg.OTel.Endpoint, SampleRatio: cfg.OTel.SampleRatio,
 		Instance: cfg.ReplicaID(),
@@ -38,7 +46,18 @@ func newTracing(lc fx.Lifecycle, cfg config.Config) (*telemetry.Tracing, error) 
 	if err != nil {
 		return nil, err
 	}
-	lc.Append(fx.StopHook(t.Shutdown))
+	lc.Append(fx.StopHook(func(ctx context.Context) error {
+		// A collector that is down must not hold up the exit for the
+		// exporter's whole retry budget.
+		ctx, cancel := context.WithTimeout(ctx, tracingShutdownTimeout)
+		defer cancel()
+		return t.Shutdown(ctx)
+	}))
+	if t.Enabled() {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("tracing: spans not exported", "err", err)
+		}))
+	}
 	return t, nil
 }
 
