@@ -114,6 +114,8 @@ type Config struct {
 	// one request.
 	MaxBody     int
 	MaxLaunches int
+	// OTel configures tracing.
+	OTel OTel
 
 	// envErrs records environment variables that did not parse.
 	envErrs []error
@@ -129,6 +131,7 @@ func Default() Config {
 		LeaseTTL: 3 * time.Second, NATSClusterName: "evflow", NATSClusterPort: 6222,
 		MaxAttempts: 5, RetryBackoff: 50 * time.Millisecond, RetryMaxBackoff: 5 * time.Second,
 		MaxBody: DefaultMaxBody, MaxLaunches: DefaultMaxLaunches,
+		OTel: DefaultOTel(),
 	}
 }
 
@@ -180,6 +183,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	num(&c.RateBurst, "rate-burst", "requests a token may make at once above --rate-limit (0: the rate rounded up)")
 	num(&c.MaxBody, "max-body", "largest API request body, in bytes")
 	num(&c.MaxLaunches, "max-launches", "most launches one API request carries")
+	c.OTel.flags(fs, c)
 }
 
 // Validate names the flag of every invalid setting.
@@ -300,6 +304,7 @@ func (c Config) Validate() error {
 		bad("log-format", "%q is not text or json", c.LogFormat)
 	}
 	errs = append(errs, c.validateAPI()...)
+	errs = append(errs, c.OTel.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/evflow/evflow/infra/config"
 	"github.com/evflow/evflow/infra/httpapi"
 	"github.com/evflow/evflow/infra/projector"
+	"github.com/evflow/evflow/infra/telemetry"
 )
 
 // Replica exposes a running replica to its caller (the CLI, tests).
@@ -44,6 +45,7 @@ type Replica struct {
 
 // Options returns the fx options of a replica configured by cfg.
 func Options(cfg config.Config, logger *slog.Logger) fx.Option {
+	logger = telemetry.Logger(logger) // request, correlation and trace ids from contexts
 	return fx.Options(
 		fx.Supply(cfg, logger),
 		fx.WithLogger(func() fxevent.Logger {
@@ -52,6 +54,7 @@ func Options(cfg config.Config, logger *slog.Logger) fx.Option {
 			return l
 		}),
 		fx.Provide(newMetrics, newAuth, newBus, newDocs, newHot, newLive, newService, newRunners, newOwner, newReplica),
+		telemetryOptions(),
 	)
 }
 
@@ -89,7 +92,7 @@ func newService(cfg config.Config, g *generations, b *Bus) *handlers.Service {
 	return handlers.NewService(&g.live, b.Appender, handlers.Config{Heads: b.Heads, MaxLaunchBatch: cfg.MaxLaunches})
 }
 
-func newRunners(cfg config.Config, log *slog.Logger, b *Bus, g *generations) (runnerSet, error) {
+func newRunners(cfg config.Config, log *slog.Logger, b *Bus, g *generations, m *telemetry.Metrics, t *telemetry.Tracing) (runnerSet, error) {
 	projs, err := g.projectors()
 	if err != nil {
 		return nil, err
@@ -100,6 +103,7 @@ func newRunners(cfg config.Config, log *slog.Logger, b *Bus, g *generations) (ru
 			Topic: b.Topic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch, Logger: log,
 			DeadLetters: b.DeadLetters, MaxAttempts: cfg.MaxAttempts,
 			MinBackoff: cfg.RetryBackoff, MaxBackoff: cfg.RetryMaxBackoff,
+			Observer: observer(p.Name(), b, m, t),
 		}, p, b.NewSubscriber)
 		if err != nil {
 			return nil, err
@@ -170,13 +174,13 @@ func (rs runnerSet) Revoke(p int) {
 	wg.Wait()
 }
 
-func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, auth apiAuth, svc *handlers.Service, b *Bus, d *Docs, h *Hot, g *generations, runners runnerSet, owner Ownership) *Replica {
+func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, auth apiAuth, tr *telemetry.Tracing, svc *handlers.Service, b *Bus, d *Docs, h *Hot, g *generations, runners runnerSet, owner Ownership) *Replica {
 	r := &Replica{MongoURI: d.URI, Runners: runners, Owner: owner, Bus: b}
 	if b.Kind == config.BusJetStream {
 		r.NATSURL = b.URL
 	}
 	srv := &http.Server{
-		Handler: httpapi.New(httpapi.Config{
+		Handler: observeHTTP(httpapi.New(httpapi.Config{
 			Commands: svc, Docs: &g.live, Hot: &g.live, Logger: log,
 			DeadLetters: deadLetters{letterStore: b.DeadLetters, runners: runners},
 			Status:      func(ctx context.Context) (any, error) { return status(ctx, cfg, b, g, runners, owner) },
@@ -185,7 +189,7 @@ func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prome
 			Auth:        auth.Verifier, AdminAPI: cfg.AdminAPI, Tenancy: &g.live,
 			RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 			MaxBody: int64(cfg.MaxBody), MaxLaunches: cfg.MaxLaunches,
-		}),
+		}), tr, log),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	lc.Append(fx.Hook{

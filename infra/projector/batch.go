@@ -2,6 +2,7 @@ package projector
 
 import (
 	"context"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -29,6 +30,7 @@ type batch struct {
 	markers int                // events parked, with a nil Payload
 	blocked map[string]bool    // aggregates with parked events (nil: no dead letters)
 	drain   <-chan struct{}
+	info    Batch // what the observer is told
 }
 
 // loadBlocked reads which aggregates have parked events on partition p,
@@ -72,7 +74,7 @@ func (r *Runner) decode(ctx context.Context, b *batch, msgs []*message.Message, 
 		}
 		if err != nil && b.blocked == nil {
 			r.skipped.Add(1)
-			r.log.Error("skipping undecodable event", "partition", b.p, "position", pos, "id", m.UUID, "err", err)
+			r.log.ErrorContext(ctx, "skipping undecodable event", "partition", b.p, "position", pos, "event_id", m.UUID, "err", err)
 			continue
 		}
 		rec.Partition, rec.Position = b.p, pos
@@ -98,6 +100,7 @@ func (r *Runner) decode(ctx context.Context, b *batch, msgs []*message.Message, 
 			}
 		}
 	}
+	b.info.Events = len(b.events)
 	return true
 }
 
@@ -130,7 +133,7 @@ func (r *Runner) park(ctx context.Context, b *batch, i int, reason string, attem
 		if err == nil {
 			break
 		}
-		r.log.Warn("cannot park a dead letter, retrying", "partition", b.p, "position", l.Position, "err", err)
+		r.log.WarnContext(ctx, "cannot park a dead letter, retrying", "partition", b.p, "position", l.Position, "err", err)
 		if !r.pause(ctx, b.drain, &backoff) {
 			return false
 		}
@@ -140,8 +143,11 @@ func (r *Runner) park(ctx context.Context, b *batch, i int, reason string, attem
 	}
 	b.events[i].Payload = nil
 	b.markers++
+	b.info.Parked = b.markers
 	r.parked.Add(1)
-	r.log.Error("event parked as a dead letter", "partition", b.p, "position", l.Position, "id", l.MessageID, "aggregate", l.Aggregate(), "reason", reason)
+	r.cfg.Observer.Parked(ctx, &b.info, l)
+	r.log.ErrorContext(ctx, "event parked as a dead letter", "partition", b.p, "position", l.Position, "event_id", l.MessageID,
+		"correlation_id", b.events[i].CorrelationID, "aggregate", l.Aggregate(), "reason", reason)
 	return true
 }
 
@@ -157,11 +163,11 @@ func (r *Runner) applyBatch(ctx context.Context, b *batch) bool {
 	if b.blocked != nil {
 		limit = 1
 	}
-	ok, err := r.apply(ctx, b.p, b.events, b.drain, limit)
+	ok, err := r.apply(ctx, b, b.events, limit)
 	if ok || err == nil {
 		return ok
 	}
-	r.log.Warn("batch failed for good, applying its events one at a time", "partition", b.p, "events", len(b.events), "err", err)
+	r.log.WarnContext(ctx, "batch failed for good, applying its events one at a time", "partition", b.p, "events", len(b.events), "err", err)
 	for i, e := range b.events {
 		if e.Payload == nil {
 			continue
@@ -173,7 +179,7 @@ func (r *Runner) applyBatch(ctx context.Context, b *batch) bool {
 			}
 			continue
 		}
-		ok, err := r.apply(ctx, b.p, b.events[i:i+1], b.drain, r.cfg.MaxAttempts)
+		ok, err := r.apply(ctx, b, b.events[i:i+1], r.cfg.MaxAttempts)
 		if ok {
 			continue
 		}
@@ -181,6 +187,22 @@ func (r *Runner) applyBatch(ctx context.Context, b *batch) bool {
 			return false
 		}
 	}
-	ok, _ = r.apply(ctx, b.p, b.events, b.drain, 0)
+	ok, _ = r.apply(ctx, b, b.events, 0)
 	return ok
+}
+
+// pause waits *backoff, then doubles it up to MaxBackoff; false when ctx
+// ends or drain closes first.
+func (r *Runner) pause(ctx context.Context, drain <-chan struct{}, backoff *time.Duration) bool {
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	*backoff = min(2**backoff, r.cfg.MaxBackoff)
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-drain:
+		return false
+	}
 }

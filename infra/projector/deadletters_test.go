@@ -82,6 +82,44 @@ func (d *drill) launches(app string) int64 {
 	return n
 }
 
+// newDrill starts a one-partition stream on an embedded NATS, its dead
+// letters, and a Redis projection that fails for good on the poison event
+// ids once broken.
+func newDrill(t *testing.T, poison ...string) *drill {
+	t.Helper()
+	ctx := testenv.Context(t)
+	srv := testenv.StartNATS(t)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if _, err := evjs.EnsureStream(ctx, js, evjs.StreamConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	dl, err := evjs.EnsureDeadLetters(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := testenv.StartRedis(t)
+	client, err := redis.Connect(ctx, redis.ClientConfig{Addr: rs.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	hot, err := redis.New(client, redis.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proj := &faulty{Projector: projections.NewRedis(hot), poison: map[string]bool{}}
+	for _, id := range poison {
+		proj.poison[id] = true
+	}
+	return &drill{t: t, js: js, dl: dl, hot: hot, proj: proj,
+		app: bus.NewAppender(evjs.NewPublisher(js, evjs.PublisherConfig{}), evjs.DefaultTopic, 1)}
+}
+
 func (d *drill) runner(reg *events.Registry) *projector.Runner {
 	d.t.Helper()
 	r, err := projector.New(projector.Config{Topic: evjs.DefaultTopic, Partitions: 1, MaxAttempts: 3,
@@ -101,33 +139,8 @@ func (d *drill) runner(reg *events.Registry) *projector.Runner {
 // are fixed, redrive applies each once, in order.
 func TestPoisonEventsAreParkedAndRedrivenOnce(t *testing.T) {
 	ctx := testenv.Context(t)
-	srv := testenv.StartNATS(t)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	if _, err := evjs.EnsureStream(ctx, js, evjs.StreamConfig{Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	dl, err := evjs.EnsureDeadLetters(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs := testenv.StartRedis(t)
-	client, err := redis.Connect(ctx, redis.ClientConfig{Addr: rs.Addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	hot, err := redis.New(client, redis.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &drill{t: t, js: js, dl: dl, hot: hot,
-		app:  bus.NewAppender(evjs.NewPublisher(js, evjs.PublisherConfig{}), evjs.DefaultTopic, 1),
-		proj: &faulty{Projector: projections.NewRedis(hot), poison: map[string]bool{"l3": true, "l9": true}}}
+	d := newDrill(t, "l3", "l9")
+	dl := d.dl
 	d.proj.broken.Store(true)
 
 	d.launch("a") // l1

@@ -73,6 +73,9 @@ type Config struct {
 	Registry *events.Registry
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Observer is told of every batch, for metrics and traces; default
+	// none.
+	Observer Observer
 }
 
 func (c *Config) setDefaults() {
@@ -96,6 +99,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 }
 
@@ -336,30 +342,37 @@ func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message,
 				break gather
 			}
 		}
-		b := &batch{p: p, blocked: blocked, drain: drain}
-		if !r.decode(ctx, b, msgs, &last) || !r.applyBatch(ctx, b) {
+		b := &batch{p: p, blocked: blocked, drain: drain, info: Batch{Projection: r.name, Partition: p, Messages: msgs}}
+		started := time.Now()
+		bctx := r.cfg.Observer.StartBatch(ctx, &b.info)
+		ok := r.decode(bctx, b, msgs, &last) && r.applyBatch(bctx, b)
+		if ok {
+			for _, m := range msgs {
+				m.Ack()
+			}
+			r.applied.Add(uint64(len(b.events) - b.markers))
+			if n := len(b.events); n > 0 {
+				r.last[p].Store(b.events[n-1].Position)
+			}
+		}
+		r.cfg.Observer.EndBatch(bctx, &b.info, ok, time.Since(started))
+		if !ok {
 			return
-		}
-		for _, m := range msgs {
-			m.Ack()
-		}
-		r.applied.Add(uint64(len(b.events) - b.markers))
-		if n := len(b.events); n > 0 {
-			r.last[p].Store(b.events[n-1].Position)
 		}
 	}
 }
 
-// apply applies events, retrying with backoff. It returns true once they
-// are applied; false with the error after limit attempts that failed with a
-// permanent error (limit 0: no limit); false with a nil error when ctx ends,
-// or when the partition is being drained and an attempt failed.
-func (r *Runner) apply(ctx context.Context, p int, evs []projections.Event, drain <-chan struct{}, limit int) (bool, error) {
+// apply applies evs, events of b, retrying with backoff. It returns true
+// once they are applied; false with the error after limit attempts that
+// failed with a permanent error (limit 0: no limit); false with a nil
+// error when ctx ends, or when the partition is being drained and an
+// attempt failed.
+func (r *Runner) apply(ctx context.Context, b *batch, evs []projections.Event, limit int) (bool, error) {
 	backoff := r.cfg.MinBackoff
 	permanent := 0
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
-		err := r.projector().Apply(actx, p, evs)
+		err := r.projector().Apply(actx, b.p, evs)
 		cancel()
 		if err == nil {
 			return true, nil
@@ -367,33 +380,18 @@ func (r *Runner) apply(ctx context.Context, p int, evs []projections.Event, drai
 		if ctx.Err() != nil {
 			return false, nil
 		}
+		r.cfg.Observer.ApplyFailed(ctx, &b.info, evs, err)
 		if events.IsPermanent(err) {
 			if permanent++; limit > 0 && permanent >= limit {
 				return false, err
 			}
 		}
-		r.log.Warn("apply failed, retrying", "partition", p, "events", len(evs), "attempt", attempt, "backoff", backoff, "err", err)
-		if !r.pause(ctx, drain, &backoff) {
+		r.log.WarnContext(ctx, "apply failed, retrying", append(eventAttrs(evs), "partition", b.p, "events", len(evs), "attempt", attempt, "backoff", backoff, "err", err)...)
+		if !r.pause(ctx, b.drain, &backoff) {
 			if ctx.Err() == nil {
-				r.log.Warn("partition drained with its batch unapplied; its next owner applies it", "partition", p, "events", len(evs))
+				r.log.WarnContext(ctx, "partition drained with its batch unapplied; its next owner applies it", "partition", b.p, "events", len(evs))
 			}
 			return false, nil
 		}
-	}
-}
-
-// pause waits *backoff, then doubles it up to MaxBackoff; false when ctx
-// ends or drain closes first.
-func (r *Runner) pause(ctx context.Context, drain <-chan struct{}, backoff *time.Duration) bool {
-	t := time.NewTimer(*backoff)
-	defer t.Stop()
-	*backoff = min(2**backoff, r.cfg.MaxBackoff)
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-drain:
-		return false
 	}
 }

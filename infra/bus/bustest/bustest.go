@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("SubscribeDeliversFromStartAfterInOrder", func(t *testing.T) { subscribe(t, open(t, 4)) })
 	t.Run("NackRedeliversFromTheNackedMessage", func(t *testing.T) { nack(t, open(t, 4)) })
 	t.Run("StartsAtFindsTheFirstEventAtATime", func(t *testing.T) { startsAt(t, open(t, 4)) })
+	t.Run("MetadataReachesSubscribers", func(t *testing.T) { metadata(t, open(t, 4)) })
 }
 
 func ctxOf(t *testing.T) context.Context {

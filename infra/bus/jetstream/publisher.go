@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -145,6 +146,11 @@ func toNATS(topic string, m *message.Message) (*nats.Msg, []jetstream.PublishOpt
 		return nil, nil, fmt.Errorf("publish %s: message lacks partition or aggregate metadata (use bus.ToMessage)", m.UUID)
 	}
 	nm := &nats.Msg{Subject: subject(topic, part, typ, id), Data: m.Payload, Header: nats.Header{}}
+	for k, v := range m.Metadata {
+		if carried(k) {
+			nm.Header.Set(k, v)
+		}
+	}
 	opts := []jetstream.PublishOpt{jetstream.WithMsgID(m.UUID)}
 	if exp := m.Metadata.Get(bus.MetaExpected); exp != "" {
 		seq, err := strconv.ParseUint(exp, 10, 64)
@@ -155,6 +161,10 @@ func toNATS(topic string, m *message.Message) (*nats.Msg, []jetstream.PublishOpt
 	}
 	return nm, opts, nil
 }
+
+// carried reports whether metadata key k travels as a NATS header (see
+// bus.Carried); the "Nats-" prefix is the server's.
+func carried(k string) bool { return bus.Carried(k) && !strings.HasPrefix(k, "Nats-") }
 
 // isWrongLastSeq reports a failed optimistic-concurrency expectation (the
 // replicated-stream code 10164 included).

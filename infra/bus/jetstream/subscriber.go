@@ -144,6 +144,11 @@ func toWatermill(ctx context.Context, jm jetstream.Msg, topic string, part int) 
 	m := message.NewMessageWithContext(ctx, id, jm.Data())
 	m.Metadata.Set(bus.MetaPosition, strconv.FormatUint(md.Sequence.Stream, 10))
 	m.Metadata.Set(bus.MetaPartition, strconv.Itoa(part))
+	for k, v := range jm.Headers() {
+		if len(v) > 0 && carried(k) {
+			m.Metadata.Set(k, v[0])
+		}
+	}
 	// The subject is <partition topic>.<aggregate type>.<aggregate id>.
 	if rest, ok := strings.CutPrefix(jm.Subject(), topic+"."); ok {
 		if typ, id, ok := strings.Cut(rest, "."); ok {

@@ -35,6 +35,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/evflow/evflow/infra/bus"
 )
 
 // Defaults.
@@ -177,6 +179,10 @@ func recordMeta(r *kgo.Record) (id, aggType, aggID string) {
 	}
 	return id, aggType, string(r.Key)
 }
+
+// carried reports whether metadata key k travels as a record header (see
+// bus.Carried); the "evflow-" prefix is this package's own headers'.
+func carried(k string) bool { return bus.Carried(k) && !strings.HasPrefix(k, "evflow-") }
 
 // aggregateKey is the fence key of an aggregate.
 func aggregateKey(typ, id string) string { return typ + "/" + id }

@@ -282,10 +282,13 @@ func toRecord(topic string, m *message.Message) (*kgo.Record, error) {
 	if err != nil || n < 0 {
 		return nil, fmt.Errorf("publish %s: bad %s %q", m.UUID, bus.MetaPartition, part)
 	}
-	return &kgo.Record{
-		Topic: topic, Partition: int32(n), Key: []byte(id), Value: m.Payload,
-		Headers: []kgo.RecordHeader{{Key: hdrEventID, Value: []byte(m.UUID)}, {Key: hdrAggType, Value: []byte(typ)}},
-	}, nil
+	hdrs := []kgo.RecordHeader{{Key: hdrEventID, Value: []byte(m.UUID)}, {Key: hdrAggType, Value: []byte(typ)}}
+	for k, v := range m.Metadata {
+		if carried(k) {
+			hdrs = append(hdrs, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		}
+	}
+	return &kgo.Record{Topic: topic, Partition: int32(n), Key: []byte(id), Value: m.Payload, Headers: hdrs}, nil
 }
 
 func setPosition(m *message.Message, pos uint64) {

@@ -136,6 +136,11 @@ func (c *cursor) Next(ctx context.Context) (*message.Message, error) {
 		m.Metadata.Set(bus.MetaAggregateType, typ)
 		m.Metadata.Set(bus.MetaAggregateID, aggID)
 	}
+	for _, h := range r.Headers {
+		if carried(h.Key) {
+			m.Metadata.Set(h.Key, string(h.Value))
+		}
+	}
 	return m, nil
 }
 
