@@ -122,6 +122,7 @@ func busFlags(fs *flag.FlagSet, cfg *config.Config) {
 	fs.StringVar(&cfg.RedisSentinels, "redis-sentinels", envOr("redis-sentinels", ""), "Redis Sentinels' host:port, comma-separated, as the replicas use")
 	fs.StringVar(&cfg.RedisMasterSet, "redis-master-set", envOr("redis-master-set", ""), "name under which the Sentinels watch the Redis primary")
 	fs.IntVar(&cfg.RedisDB, "redis-db", envInt("redis-db", 0), "Redis logical database the replicas use")
+	cfg.SecurityFlags(fs)
 }
 
 // envInt is envOr for a whole number; a value that does not parse is -1,

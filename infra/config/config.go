@@ -95,6 +95,8 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string
 	LogFormat string
+	// Security holds credentials and TLS of the NATS and Redis connections.
+	Security
 
 	// envErrs records environment variables that did not parse.
 	envErrs []error
@@ -153,6 +155,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	str(&c.NATSRoutes, "nats-routes", "route URLs of the other cluster nodes, comma-separated (nats://host:6222,…)")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text or json")
+	c.serverSecurityFlags(fs)
+	c.SecurityFlags(fs)
 }
 
 // Validate names the flag of every invalid setting.
@@ -272,6 +276,7 @@ func (c Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "%q is not text or json", c.LogFormat)
 	}
+	c.validateSecurity(bad)
 	return errors.Join(errs...)
 }
 
@@ -333,11 +338,17 @@ func envParse[T any](c *Config, flag string, def T, parse func(string) (T, error
 // Redis returns the client configuration of the external Redis that c
 // names, and false when c runs the embedded one.
 func (c Config) Redis() (redis.ClientConfig, bool) {
+	rc := redis.ClientConfig{
+		DB: c.RedisDB, Username: c.RedisUsername, Password: c.RedisPassword.Reveal(),
+		SentinelPassword: c.RedisSentinelPassword.Reveal(), TLS: c.RedisTLS || c.RedisCA != "", CAFile: c.RedisCA,
+	}
 	switch {
 	case c.RedisSentinels != "":
-		return redis.ClientConfig{Sentinels: strings.Split(c.RedisSentinels, ","), MasterSet: c.RedisMasterSet, DB: c.RedisDB}, true
+		rc.Sentinels, rc.MasterSet = strings.Split(c.RedisSentinels, ","), c.RedisMasterSet
+		return rc, true
 	case c.RedisAddr != "":
-		return redis.ClientConfig{Addr: c.RedisAddr, DB: c.RedisDB}, true
+		rc.Addr = c.RedisAddr
+		return rc, true
 	}
 	return redis.ClientConfig{}, false
 }
