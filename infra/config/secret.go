@@ -1,6 +1,10 @@
 package config
 
-import "log/slog"
+import (
+	"flag"
+	"log/slog"
+	"strings"
+)
 
 // Redacted is what a set [Secret] prints as.
 const Redacted = "REDACTED"
@@ -33,5 +37,55 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // Set implements flag.Value.
 func (s *Secret) Set(v string) error {
 	*s = Secret(v)
+	return nil
+}
+
+// RedactURL returns the URLs in s (one, or a comma-separated list such as
+// NATS takes, or a MongoDB URI with several hosts) with the user
+// information of each (user:password@) replaced by [Redacted], for logs,
+// messages and -h.
+func RedactURL(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "://")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i+3])
+		s = s[i+3:]
+		// The authority ends at the path, the query, or the next URL's
+		// scheme (whose "//" starts with a slash).
+		end := strings.IndexAny(s, "/?")
+		if end < 0 {
+			end = len(s)
+		}
+		if at := strings.LastIndex(s[:end], "@"); at >= 0 {
+			b.WriteString(Redacted)
+			s = s[at:]
+		}
+	}
+}
+
+// URLVar defines a flag holding URLs, its default taken from the
+// environment, that -h prints with their credentials redacted.
+func URLVar(fs *flag.FlagSet, p *string, name, usage string) {
+	*p = env(name, *p)
+	fs.Var(urlValue{p}, name, usage+" (env "+EnvName(name)+")")
+}
+
+// urlValue is a string flag holding URLs, printed by -h with their
+// credentials redacted.
+type urlValue struct{ p *string }
+
+func (u urlValue) String() string {
+	if u.p == nil {
+		return ""
+	}
+	return RedactURL(*u.p)
+}
+
+func (u urlValue) Set(v string) error {
+	*u.p = v
 	return nil
 }

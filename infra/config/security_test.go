@@ -137,3 +137,19 @@ func TestRedisClientConfigCarriesCredentialsAndTLS(t *testing.T) {
 		t.Fatalf("Redis() with sentinels: TLS %v, passwords not carried over", rc.TLS)
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://u:p@h1:4222,nats://u:p@h2:4222":       "nats://REDACTED@h1:4222,nats://REDACTED@h2:4222",
+		"nats://h1:4222,nats://u:p@h2:4222":           "nats://h1:4222,nats://REDACTED@h2:4222",
+		"tls://u:p,w@h1:4222":                         "tls://REDACTED@h1:4222",
+		"mongodb://u:p@ss@m1,m2/?replicaSet=rs0":      "mongodb://REDACTED@m1,m2/?replicaSet=rs0",
+		"mongodb+srv://u:p@c.example.com/db?tls=true": "mongodb+srv://REDACTED@c.example.com/db?tls=true",
+		"mongodb://m1:27017/?appName=a@b":             "mongodb://m1:27017/?appName=a@b",
+		"":                                            "",
+	} {
+		if got := config.RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
