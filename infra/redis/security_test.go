@@ -63,10 +63,16 @@ func TestTLSWithCA(t *testing.T) {
 	}
 }
 
-func TestSentinelWithPasswords(t *testing.T) {
-	rs := testenv.StartRedisSentinelWith(t, testenv.RedisOptions{Password: "data-pw", SentinelPassword: "sentinel-pw"})
-	good := ClientConfig{Sentinels: []string{rs.Sentinel}, MasterSet: rs.MasterSet, Password: "data-pw", SentinelPassword: "sentinel-pw"}
+func TestSentinelWithPasswordsAndTLS(t *testing.T) {
+	ca := testenv.NewCA(t)
+	rs := testenv.StartRedisSentinelWith(t, testenv.RedisOptions{Password: "data-pw", SentinelPassword: "sentinel-pw", TLS: ca})
+	good := ClientConfig{Sentinels: []string{rs.Sentinel}, MasterSet: rs.MasterSet, Password: "data-pw", SentinelPassword: "sentinel-pw", CAFile: ca.CertFile}
 	useStore(t, good)
+	noCA := good
+	noCA.CAFile, noCA.TLS = "", true
+	if err := connectErr(noCA); !errors.As(err, new(x509.UnknownAuthorityError)) {
+		t.Errorf("TLS without the CA: err = %v, want x509.UnknownAuthorityError", err)
+	}
 	noSentinelPw := good
 	noSentinelPw.SentinelPassword = ""
 	if err := connectErr(noSentinelPw); err == nil || !strings.Contains(err.Error(), "NOAUTH") {

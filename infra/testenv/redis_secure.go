@@ -17,8 +17,8 @@ type RedisOptions struct {
 	// and the default user is off.
 	Username string
 	// TLS, when set, makes the server serve TLS alone on its address, with
-	// a certificate this CA issued for loopback. Clients need no
-	// certificate. Not supported with Sentinel.
+	// a certificate this CA issued for loopback, and replicate over TLS.
+	// Clients need no certificate.
 	TLS *CA
 	// SentinelPassword is the Sentinel's own password (its requirepass),
 	// with [StartRedisSentinelWith].
@@ -56,7 +56,7 @@ func (o RedisOptions) args(t testing.TB, addr string) []string {
 		_, port, _ := net.SplitHostPort(addr)
 		cert := o.TLS.Server()
 		args = append(args, "--port", "0", "--tls-port", port, "--tls-cert-file", cert.CertFile, "--tls-key-file", cert.KeyFile,
-			"--tls-ca-cert-file", o.TLS.CertFile, "--tls-auth-clients", "no")
+			"--tls-ca-cert-file", o.TLS.CertFile, "--tls-auth-clients", "no", "--tls-replication", "yes")
 	}
 	return args
 }

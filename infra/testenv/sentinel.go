@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -41,26 +42,24 @@ func StartRedisSentinel(t testing.TB) *RedisSentinel {
 }
 
 // StartRedisSentinelWith is [StartRedisSentinel] with the primary and the
-// replica secured by opts (Password, Username), and the Sentinel by
-// opts.SentinelPassword.
+// replica secured by opts (Password, Username, TLS, replication included),
+// and the Sentinel by opts.SentinelPassword and opts.TLS.
 func StartRedisSentinelWith(t testing.TB, opts RedisOptions) *RedisSentinel {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("testenv: redis-server not found on PATH: install it with `apt-get install redis-server`")
 	}
-	if opts.TLS != nil {
-		t.Fatalf("testenv: TLS is not supported with Sentinel")
-	}
 	rs := &RedisSentinel{MasterSet: "evflow", opts: opts}
-	rs.Primary = &Redis{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), t: t, args: opts.args(t, "")}
+	rs.Primary = &Redis{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), t: t}
+	rs.Primary.args = opts.args(t, rs.Primary.Addr)
 	rs.Primary.start(bin)
 	t.Cleanup(rs.Primary.Stop)
 	_, primaryPort, _ := net.SplitHostPort(rs.Primary.Addr)
 	rs.Link = StartProxy(t, rs.Primary.Addr)
 	_, linkPort, _ := net.SplitHostPort(rs.Link.Addr)
-	rs.Replica = &Redis{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), t: t,
-		args: append(opts.args(t, ""), "--replicaof", "127.0.0.1", linkPort)}
+	rs.Replica = &Redis{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), t: t}
+	rs.Replica.args = append(opts.args(t, rs.Replica.Addr), "--replicaof", "127.0.0.1", linkPort)
 	rs.Replica.start(bin)
 	t.Cleanup(rs.Replica.Stop)
 	rs.waitReplicating(t)
@@ -72,6 +71,11 @@ func StartRedisSentinelWith(t testing.TB, opts RedisOptions) *RedisSentinel {
 	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %s 1\n"+
 		"sentinel down-after-milliseconds %[3]s 1000\nsentinel failover-timeout %[3]s 5000\n",
 		port, dir, rs.MasterSet, primaryPort)
+	if opts.TLS != nil {
+		cert := opts.TLS.Server()
+		body += fmt.Sprintf("port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\n"+
+			"tls-auth-clients no\ntls-replication yes\n", port, cert.CertFile, cert.KeyFile, opts.TLS.CertFile)
+	}
 	if opts.Username != "" {
 		body += fmt.Sprintf("sentinel auth-user %s %s\n", rs.MasterSet, opts.Username)
 	}
@@ -96,8 +100,12 @@ func StartRedisSentinelWith(t testing.TB, opts RedisOptions) *RedisSentinel {
 // waitReplicating waits until the replica's link to the primary is up.
 func (rs *RedisSentinel) waitReplicating(t testing.TB) {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Replica.Addr}, DisableCache: true, ForceSingleClient: true,
-		Username: rs.opts.Username, Password: rs.opts.Password})
+	opt := rueidis.ClientOption{InitAddress: []string{rs.Replica.Addr}, DisableCache: true, ForceSingleClient: true,
+		Username: rs.opts.Username, Password: rs.opts.Password}
+	if rs.opts.TLS != nil {
+		opt.TLSConfig = &tls.Config{RootCAs: rs.opts.TLS.Pool, MinVersion: tls.VersionTLS12}
+	}
+	c, err := rueidis.NewClient(opt)
 	if err != nil {
 		t.Fatalf("testenv: redis replica: %v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -88,11 +87,6 @@ func (ca *CA) Server(hosts ...string) CertPair {
 func (ca *CA) Client(name string) CertPair {
 	ca.t.Helper()
 	return ca.issue(ca.template(name, x509.ExtKeyUsageClientAuth))
-}
-
-// ClientTLS returns a client configuration that trusts the CA alone.
-func (ca *CA) ClientTLS() *tls.Config {
-	return &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}
 }
 
 func (ca *CA) template(cn string, usage x509.ExtKeyUsage) *x509.Certificate {
