@@ -45,7 +45,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	grace := fs.Duration("grace", replay.DefaultGrace, "wait between the swap and removing the old generation (at least 1s)")
 	every := fs.Duration("progress-every", 3*time.Second, "how often to print a progress line when stderr is not a terminal")
 	busFlags(fs, &cfg)
-	fs.StringVar(&cfg.MongoURI, "mongo-uri", envOr("mongo-uri", ""), "MongoDB the replicas use (required)")
+	config.URLVar(fs, &cfg.MongoURI, "mongo-uri", "MongoDB `URI` the replicas use (required)")
 	fs.StringVar(&cfg.MongoDB, "mongo-db", envOr("mongo-db", cfg.MongoDB), "MongoDB database name")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most events applied in one batch")
 	fs.IntVar(&cfg.MongoMaxBulk, "mongo-max-bulk", cfg.MongoMaxBulk, "most operations in one MongoDB bulk write (0: 16 on FerretDB, 500 otherwise)")
@@ -115,13 +115,14 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // Redis, defaults from the environment.
 func busFlags(fs *flag.FlagSet, cfg *config.Config) {
 	fs.StringVar(&cfg.Bus, "bus", envOr("bus", cfg.Bus), "the replicas' event log: jetstream or kafka")
-	fs.StringVar(&cfg.NATSURL, "nats-url", envOr("nats-url", ""), "NATS URLs of the replicas' bus (with --bus jetstream)")
+	config.URLVar(fs, &cfg.NATSURL, "nats-url", "NATS `URLs` of the replicas' bus (with --bus jetstream)")
 	fs.StringVar(&cfg.KafkaBrokers, "kafka-brokers", envOr("kafka-brokers", ""), "Kafka brokers' host:port, comma-separated (with --bus kafka)")
 	fs.StringVar(&cfg.KafkaTopic, "kafka-topic", envOr("kafka-topic", cfg.KafkaTopic), "Kafka topic of the events (with --bus kafka)")
 	fs.StringVar(&cfg.RedisAddr, "redis-addr", envOr("redis-addr", ""), "Redis host:port the replicas use (or --redis-sentinels)")
 	fs.StringVar(&cfg.RedisSentinels, "redis-sentinels", envOr("redis-sentinels", ""), "Redis Sentinels' host:port, comma-separated, as the replicas use")
 	fs.StringVar(&cfg.RedisMasterSet, "redis-master-set", envOr("redis-master-set", ""), "name under which the Sentinels watch the Redis primary")
 	fs.IntVar(&cfg.RedisDB, "redis-db", envInt("redis-db", 0), "Redis logical database the replicas use")
+	cfg.SecurityFlags(fs)
 }
 
 // envInt is envOr for a whole number; a value that does not parse is -1,

@@ -116,6 +116,8 @@ type Config struct {
 	MaxLaunches int
 	// OTel configures tracing.
 	OTel OTel
+	// Security holds credentials and TLS of the NATS and Redis connections.
+	Security
 
 	// envErrs records environment variables that did not parse.
 	envErrs []error
@@ -151,10 +153,10 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	str(&c.KafkaTopic, "kafka-topic", "Kafka topic of the events (with --bus kafka)")
 	str(&c.KafkaGroup, "kafka-group", "Kafka consumer group of the replicas (with --bus kafka)")
 	fs.DurationVar(&c.KafkaSessionTimeout, "kafka-session-timeout", c.envDuration("kafka-session-timeout", c.KafkaSessionTimeout), "how long a silent replica keeps its Kafka partitions; at least the broker's group.min.session.timeout.ms (env "+EnvName("kafka-session-timeout")+")")
-	str(&c.NATSURL, "nats-url", "NATS server URLs, comma-separated; empty runs an embedded nats-server")
+	URLVar(fs, &c.NATSURL, "nats-url", "NATS server `URLs`, comma-separated; empty runs an embedded nats-server")
 	str(&c.NATSHost, "nats-host", "interface the embedded nats-server listens on, for clients and routes (0.0.0.0 for other hosts)")
 	num(&c.NATSPort, "nats-port", "client port of the embedded nats-server (-1 picks a free one)")
-	str(&c.MongoURI, "mongo-uri", "MongoDB connection string; empty runs an embedded FerretDB")
+	URLVar(fs, &c.MongoURI, "mongo-uri", "MongoDB connection `URI` (credentials and TLS in it: mongodb://user:pass@host/?tls=true&tlsCAFile=ca.pem); empty runs an embedded FerretDB")
 	str(&c.MongoDB, "mongo-db", "MongoDB database name")
 	str(&c.RedisAddr, "redis-addr", "Redis host:port; empty (and no --redis-sentinels) runs an embedded in-memory Redis")
 	str(&c.RedisSentinels, "redis-sentinels", "Redis Sentinels' host:port, comma-separated, watching --redis-master-set (instead of --redis-addr)")
@@ -184,6 +186,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	num(&c.MaxBody, "max-body", "largest API request body, in bytes")
 	num(&c.MaxLaunches, "max-launches", "most launches one API request carries")
 	c.OTel.flags(fs, c)
+	c.serverSecurityFlags(fs)
+	c.SecurityFlags(fs)
 }
 
 // Validate names the flag of every invalid setting.
@@ -305,6 +309,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateAPI()...)
 	errs = append(errs, c.OTel.validate()...)
+	c.validateSecurity(bad)
 	return errors.Join(errs...)
 }
 
@@ -411,11 +416,17 @@ func envParse[T any](c *Config, flag string, def T, parse func(string) (T, error
 // Redis returns the client configuration of the external Redis that c
 // names, and false when c runs the embedded one.
 func (c Config) Redis() (redis.ClientConfig, bool) {
+	rc := redis.ClientConfig{
+		DB: c.RedisDB, Username: c.RedisUsername, Password: c.RedisPassword.Reveal(),
+		SentinelPassword: c.RedisSentinelPassword.Reveal(), TLS: c.RedisTLS || c.RedisCA != "", CAFile: c.RedisCA,
+	}
 	switch {
 	case c.RedisSentinels != "":
-		return redis.ClientConfig{Sentinels: strings.Split(c.RedisSentinels, ","), MasterSet: c.RedisMasterSet, DB: c.RedisDB}, true
+		rc.Sentinels, rc.MasterSet = strings.Split(c.RedisSentinels, ","), c.RedisMasterSet
+		return rc, true
 	case c.RedisAddr != "":
-		return redis.ClientConfig{Addr: c.RedisAddr, DB: c.RedisDB}, true
+		rc.Addr = c.RedisAddr
+		return rc, true
 	}
 	return redis.ClientConfig{}, false
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -32,10 +33,24 @@ type Server struct {
 	done   chan struct{}
 }
 
+// Option changes how [Start] runs the server.
+type Option func(*ferretdb.ListenerConfig)
+
+// WithTLS makes the server listen with TLS alone, with the certificate and
+// key in certFile and keyFile (PEM); [Server.URI] then says tls=true.
+// caFile, optional, makes it require client certificates signed by that CA.
+// Clients verify the server with tlsCAFile=… in their URI.
+func WithTLS(certFile, keyFile, caFile string) Option {
+	return func(l *ferretdb.ListenerConfig) {
+		l.TLS, l.TCP = l.TCP, ""
+		l.TLSCertFile, l.TLSKeyFile, l.TLSCAFile = certFile, keyFile, caFile
+	}
+}
+
 // Start starts FerretDB on a free loopback port, storing SQLite files in dir.
 // FerretDB's own logs go to logger at error level only: it logs every
 // unsupported command (such as the driver's endSessions) as a warning.
-func Start(dir string, logger *slog.Logger) (*Server, error) {
+func Start(dir string, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("ferret: data dir: %w", err)
 	}
@@ -47,8 +62,12 @@ func Start(dir string, logger *slog.Logger) (*Server, error) {
 		logger = slog.Default()
 	}
 	quiet := slog.New(levelFilter{h: logger.Handler(), min: slog.LevelError})
+	listener := ferretdb.ListenerConfig{TCP: "127.0.0.1:0"}
+	for _, o := range opts {
+		o(&listener)
+	}
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Listener: listener,
 		Handler:  "sqlite",
 		// WAL (FerretDB's default) with synchronous=normal: a commit is
 		// durable across a crash of the process, and the last ones may be
@@ -80,7 +99,13 @@ func Start(dir string, logger *slog.Logger) (*Server, error) {
 
 // URI is the MongoDB connection string of the server, with a connection
 // pool of [MaxPoolSize].
-func (s *Server) URI() string { return s.uri + "?maxPoolSize=" + strconv.Itoa(MaxPoolSize) }
+func (s *Server) URI() string {
+	sep := "?"
+	if strings.Contains(s.uri, "?") {
+		sep = "&"
+	}
+	return s.uri + sep + "maxPoolSize=" + strconv.Itoa(MaxPoolSize)
+}
 
 // Close stops the server and waits for it to release its files. It is
 // safe to call more than once.

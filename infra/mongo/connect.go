@@ -32,11 +32,27 @@ const (
 // has no replicas, accepts it) unless the URI says otherwise. extra options
 // are applied last, for example options.Client().SetMonitor(c.Monitor())
 // with a [CommandCounter]; each field set in them replaces the default.
-// The caller disconnects the client.
+// The caller disconnects the client. Errors never show the URI's password
+// (see [RedactURI]); credentials and TLS come in the URI
+// (mongodb://user:pass@host/?tls=true&tlsCAFile=ca.pem), which the driver
+// reads.
 func Connect(ctx context.Context, uri, db string, extra ...*options.ClientOptions) (*mongo.Client, *mongo.Database, error) {
 	if db == "" {
 		return nil, nil, errors.New("mongo: connect: empty database name")
 	}
+	secrets, err := uriSecrets(uri)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mongo: connect: %w", err)
+	}
+	client, err := connect(ctx, uri, extra)
+	if err != nil {
+		return nil, nil, redactError(err, secrets)
+	}
+	return client, client.Database(db), nil
+}
+
+// connect is [Connect]; its errors may show the URI's secrets.
+func connect(ctx context.Context, uri string, extra []*options.ClientOptions) (*mongo.Client, error) {
 	base := options.Client().
 		SetConnectTimeout(DefaultConnectTimeout).
 		SetServerSelectionTimeout(DefaultServerSelectionTimeout).
@@ -45,13 +61,13 @@ func Connect(ctx context.Context, uri, db string, extra ...*options.ClientOption
 		ApplyURI(uri)
 	client, err := mongo.Connect(append([]*options.ClientOptions{base}, extra...)...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mongo: connect: %w", err)
+		return nil, fmt.Errorf("mongo: connect: %w", err)
 	}
 	if err := client.Ping(ctx, readpref.Primary()); err != nil {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultConnectTimeout)
 		defer cancel()
 		_ = client.Disconnect(dctx)
-		return nil, nil, fmt.Errorf("mongo: connect: ping: %w", err)
+		return nil, fmt.Errorf("mongo: connect: ping: %w", err)
 	}
-	return client, client.Database(db), nil
+	return client, nil
 }

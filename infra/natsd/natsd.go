@@ -22,6 +22,16 @@
 //		...
 //	}
 //
+// Clients may be made to authenticate, with a password or an nkey, and to
+// connect with TLS, verifying client certificates too when a CA is given:
+//
+//	s, err := natsd.Start(natsd.Config{Dir: dir, Port: -1,
+//		Auth: natsd.Auth{User: "evflow", Password: pw},
+//		TLS:  natsd.TLS{CertFile: "server.pem", KeyFile: "server-key.pem"},
+//	})
+//
+// Routes between cluster nodes are not covered by Auth and TLS.
+//
 // Start returns once a node accepts client and route connections; the
 // JetStream meta group elects its leader some time later, after a quorum of
 // nodes found each other (testenv.StartNATSCluster waits for it).
@@ -59,6 +69,10 @@ type Config struct {
 	Name string
 	// Cluster joins a cluster when Cluster.Name is set.
 	Cluster ClusterConfig
+	// Auth, when set, makes clients authenticate (see [Auth]).
+	Auth Auth
+	// TLS, when set, makes clients connect with TLS (see [TLS]).
+	TLS TLS
 }
 
 // ClusterConfig configures clustering of an embedded server.
@@ -98,6 +112,9 @@ func Start(cfg Config) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 	}
+	if err := cfg.secure(opts); err != nil {
+		return nil, err
+	}
 	if cfg.Cluster.Name != "" {
 		opts.Cluster = server.ClusterOpts{Name: cfg.Cluster.Name, Host: cfg.Cluster.Host, Port: cfg.Cluster.Port}
 		opts.Routes = routes
@@ -129,6 +146,8 @@ func (c *Config) validate() ([]*url.URL, error) {
 	if c.Dir == "" {
 		errs = append(errs, errors.New("Dir is required"))
 	}
+	errs = append(errs, c.Auth.validate()...)
+	errs = append(errs, c.TLS.validate()...)
 	var routes []*url.URL
 	if c.Cluster.Name != "" {
 		if c.Name == "" {

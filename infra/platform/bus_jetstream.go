@@ -29,6 +29,10 @@ func newJetStreamBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus
 	if url == "" {
 		dir := filepath.Join(cfg.DataDir, "nats")
 		ncfg := natsd.Config{Dir: dir, Host: cfg.NATSHost, Port: cfg.NATSPort, Name: cfg.NATSServerName}
+		var err error
+		if ncfg.Auth, ncfg.TLS, err = natsdSecurity(cfg); err != nil {
+			return nil, fmt.Errorf("embedded nats-server: %w", err)
+		}
 		if ncfg.Name == "" {
 			ncfg.Name = cfg.ReplicaID()
 		}
@@ -41,11 +45,11 @@ func newJetStreamBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus
 		}
 		lc.Append(fx.StopHook(func() { s.Shutdown(); s.WaitForShutdown() }))
 		url = s.ClientURL()
-		log.Info("embedded nats-server running", "url", url, "store", dir)
+		log.Info("embedded nats-server running", "url", url, "store", dir, "auth", ncfg.Auth.Enabled(), "tls", ncfg.TLS.Enabled())
 	}
-	nc, err := nats.Connect(url, nats.Name("evflow"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	nc, err := connectNATS(cfg, url, "evflow", cfg.NATSURL == "", nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+		return nil, err
 	}
 	lc.Append(fx.StopHook(nc.Close))
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(evjs.DefaultAckTimeout))

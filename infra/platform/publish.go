@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -24,15 +23,18 @@ import (
 // launches publishing to it directly, as the replicas' ingestion does, and
 // the function that closes it.
 func Ingester(ctx context.Context, cfg config.Config) (handlers.Ingester, func(), error) {
+	if cfg.Bus != config.BusKafka && cfg.NATSURL == "" {
+		return handlers.Ingester{}, nil, UsageError{errors.New("--nats-url is required with --bus jetstream")}
+	}
+	if err := cfg.ValidateSecurity(); err != nil {
+		return handlers.Ingester{}, nil, UsageError{err}
+	}
 	if cfg.Bus == config.BusKafka {
 		return kafkaIngester(ctx, cfg)
 	}
-	if cfg.NATSURL == "" {
-		return handlers.Ingester{}, nil, UsageError{errors.New("--nats-url is required with --bus jetstream")}
-	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("evflow-publish"))
+	nc, err := connectNATS(cfg, cfg.NATSURL, "evflow-publish", false)
 	if err != nil {
-		return handlers.Ingester{}, nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(cfg.NATSURL), err)
+		return handlers.Ingester{}, nil, err
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(evjs.DefaultAckTimeout))
 	if err != nil {

@@ -69,6 +69,9 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 	if cfg.MongoURI == "" {
 		errs = append(errs, errors.New("--mongo-uri is required: the MongoDB the replicas use"))
 	}
+	if err := cfg.ValidateSecurity(); err != nil {
+		errs = append(errs, err)
+	}
 	redisCfg, external := cfg.Redis()
 	if !external {
 		errs = append(errs, errors.New("--redis-addr (or --redis-sentinels) is required: the Redis the replicas use"))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -39,9 +38,9 @@ func openReplayBus(ctx context.Context, cfg config.Config, log *slog.Logger, db 
 	if cfg.Bus == config.BusKafka {
 		return openKafkaReplay(ctx, cfg, log, db)
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("evflow-replay"))
+	nc, err := connectNATS(cfg, cfg.NATSURL, "evflow-replay", false)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(cfg.NATSURL), err)
+		return nil, err
 	}
 	fail := func(err error) (*replayBus, error) { nc.Close(); return nil, err }
 	js, err := jetstream.New(nc)

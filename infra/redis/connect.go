@@ -3,9 +3,11 @@ package redis
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -56,8 +58,24 @@ type ClientConfig struct {
 	// retries the whole batch.
 	MaxRetries int
 	// DialCtxFn, when set, opens connections instead of a net.Dialer: a
-	// seam for tests that cut connections.
+	// seam for tests that cut connections. It is given the TLS
+	// configuration to use, nil without TLS.
 	DialCtxFn func(ctx context.Context, addr string, d *net.Dialer, cfg *tls.Config) (net.Conn, error)
+	// Username (an ACL user; the default user when empty) and Password
+	// authenticate to the server, or to the primary the Sentinels name.
+	// Neither is ever part of an error.
+	Username, Password string
+	// SentinelPassword authenticates to the Sentinels themselves (their
+	// requirepass); none when empty. It is separate from Password because
+	// Sentinels commonly run without one while the data servers have one.
+	SentinelPassword string
+	// TLS connects to the server, or to the Sentinels and the servers they
+	// name, with TLS. Certificates are verified against the system's CAs,
+	// or against CAFile's (PEM) when set, which implies TLS; a server's
+	// certificate must name the host or IP address it is reached at (with
+	// Sentinel, the address the Sentinels announce).
+	TLS    bool
+	CAFile string
 }
 
 func (c *ClientConfig) setDefaults() {
@@ -110,6 +128,12 @@ func (c ClientConfig) Validate() error {
 	if c.DialTimeout < 0 {
 		errs = append(errs, errors.New("redis client: DialTimeout must not be negative"))
 	}
+	if c.Username != "" && c.Password == "" {
+		errs = append(errs, errors.New("redis client: Username needs a Password"))
+	}
+	if c.SentinelPassword != "" && len(c.Sentinels) == 0 {
+		errs = append(errs, errors.New("redis client: SentinelPassword needs Sentinels"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -123,8 +147,15 @@ func Connect(ctx context.Context, cfg ClientConfig) (rueidis.Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	tc, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	opt := rueidis.ClientOption{
 		InitAddress:      []string{cfg.Addr},
+		Username:         cfg.Username,
+		Password:         cfg.Password,
+		TLSConfig:        tc,
 		DisableCache:     true,
 		ConnWriteTimeout: cfg.ConnWriteTimeout,
 		Dialer:           net.Dialer{Timeout: cfg.DialTimeout},
@@ -136,7 +167,10 @@ func Connect(ctx context.Context, cfg ClientConfig) (rueidis.Client, error) {
 	where := cfg.Addr
 	if len(cfg.Sentinels) > 0 {
 		opt.InitAddress = cfg.Sentinels
-		opt.Sentinel = rueidis.SentinelOption{MasterSet: cfg.MasterSet, Dialer: opt.Dialer, TopologyRefreshInterval: 5 * time.Second}
+		opt.Sentinel = rueidis.SentinelOption{
+			MasterSet: cfg.MasterSet, Dialer: opt.Dialer, TopologyRefreshInterval: 5 * time.Second,
+			Password: cfg.SentinelPassword, TLSConfig: tc,
+		}
 		where = fmt.Sprintf("primary %q of sentinels %s", cfg.MasterSet, strings.Join(cfg.Sentinels, ","))
 	}
 	client, err := rueidis.NewClient(opt)
@@ -148,4 +182,23 @@ func Connect(ctx context.Context, cfg ClientConfig) (rueidis.Client, error) {
 		return nil, fmt.Errorf("connect to redis %s: ping: %w", where, err)
 	}
 	return client, nil
+}
+
+// tlsConfig is the TLS configuration cfg asks for, nil for none.
+func (c ClientConfig) tlsConfig() (*tls.Config, error) {
+	if !c.TLS && c.CAFile == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis client: CAFile: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis client: CAFile %s holds no PEM certificate", c.CAFile)
+		}
+	}
+	return tc, nil
 }

@@ -13,10 +13,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
+	"net/url"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,7 +23,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/redis/rueidis"
 
 	"github.com/evflow/evflow/infra/natsd"
 )
@@ -33,6 +31,7 @@ import (
 type NATS struct {
 	*server.Server
 	Dir string
+	cfg natsd.Config
 }
 
 // URL is the client URL of the server.
@@ -42,13 +41,25 @@ func (n *NATS) URL() string { return n.ClientURL() }
 // temporary directory, shut down when the test ends.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
-	dir := t.TempDir()
-	s, err := natsd.Start(natsd.Config{Dir: dir, Port: -1})
+	return StartNATSWith(t, natsd.Config{})
+}
+
+// StartNATSWith is [StartNATS] with cfg, such as its Auth and TLS; an
+// empty Dir is a temporary directory, Port 0 a free port.
+func StartNATSWith(t testing.TB, cfg natsd.Config) *NATS {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	if cfg.Port == 0 {
+		cfg.Port = -1
+	}
+	s, err := natsd.Start(cfg)
 	if err != nil {
 		t.Fatalf("testenv: start nats-server: %v", err)
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return &NATS{Server: s, Dir: dir}
+	return &NATS{Server: s, Dir: cfg.Dir, cfg: cfg}
 }
 
 // RestartNATS shuts n down and starts a new server on the same port and
@@ -65,12 +76,14 @@ func RestartNATSAfter(t testing.TB, n *NATS, down time.Duration) *NATS {
 	n.Shutdown()
 	n.WaitForShutdown()
 	time.Sleep(down)
-	s, err := natsd.Start(natsd.Config{Dir: n.Dir, Port: port})
+	cfg := n.cfg
+	cfg.Dir, cfg.Port = n.Dir, port
+	s, err := natsd.Start(cfg)
 	if err != nil {
 		t.Fatalf("testenv: restart nats-server: %v", err)
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return &NATS{Server: s, Dir: n.Dir}
+	return &NATS{Server: s, Dir: n.Dir, cfg: cfg}
 }
 
 // Redis is a redis-server process on a free loopback port, without persistence.
@@ -86,15 +99,7 @@ type Redis struct {
 // ends. It fails the test if redis-server is not installed.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("testenv: redis-server not found on PATH: install it with `apt-get install redis-server` " +
-			"(the README's test command, `task test` / .ci/run, does this)")
-	}
-	r := &Redis{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), t: t}
-	r.start(bin)
-	t.Cleanup(r.Stop)
-	return r
+	return StartRedisWith(t, RedisOptions{})
 }
 
 func (r *Redis) start(bin string) {
@@ -169,10 +174,29 @@ func (m *Mongo) URI() string { return m.uri }
 // instrument FerretDB's SQLite, which makes it about 15 times slower.
 func StartMongo(t testing.TB) *Mongo {
 	t.Helper()
+	return StartMongoWith(t, MongoOptions{})
+}
+
+// MongoOptions secure the FerretDB [StartMongoWith] starts.
+type MongoOptions struct {
+	// TLS, when set, makes FerretDB listen with TLS alone, with a
+	// certificate of this CA for loopback; [Mongo.URI] then says tls=true
+	// and names the CA's file in tlsCAFile.
+	TLS *CA
+}
+
+// StartMongoWith is [StartMongo] with FerretDB secured by opts.
+func StartMongoWith(t testing.TB, opts MongoOptions) *Mongo {
+	t.Helper()
 	bin := ferretdBinary(t)
 	dir := t.TempDir()
 	stderr := new(syncBuffer)
-	cmd := exec.Command(bin, "-dir", dir)
+	args := []string{"-dir", dir}
+	if opts.TLS != nil {
+		cert := opts.TLS.Server()
+		args = append(args, "-tls-cert", cert.CertFile, "-tls-key", cert.KeyFile)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe() // closed when this process dies: ferretd then exits
 	if err != nil {
@@ -207,6 +231,9 @@ func StartMongo(t testing.TB) *Mongo {
 	case u := <-uri:
 		if u == "" {
 			t.Fatalf("testenv: ferretd exited before listening: %s", stderr.String())
+		}
+		if opts.TLS != nil {
+			u += "&tlsCAFile=" + url.QueryEscape(opts.TLS.CertFile)
 		}
 		return &Mongo{uri: u, Dir: dir}
 	case <-time.After(30 * time.Second):
@@ -311,81 +338,5 @@ func waitDial(t testing.TB, addr, what string) {
 			return fmt.Errorf("%s at %s: %w", what, addr, err)
 		}
 		return c.Close()
-	})
-}
-
-// RedisSentinel is a Redis primary, one replica and a Sentinel watching
-// them, all real redis-server processes: the high-availability mode evflow
-// supports.
-type RedisSentinel struct {
-	// Primary and Replica are the data servers; after a failover the
-	// replica is the primary.
-	Primary, Replica *Redis
-	// Link carries the replica's replication connection to the primary:
-	// black-holing it partitions them without either noticing.
-	Link *Proxy
-	// Sentinel is the Sentinel's host:port; MasterSet the name it
-	// monitors the primary under.
-	Sentinel  string
-	MasterSet string
-}
-
-// StartRedisSentinel starts a primary, a replica of it and a Sentinel that
-// declares the primary down after 1s and fails over to the replica. They
-// are killed when the test ends.
-func StartRedisSentinel(t testing.TB) *RedisSentinel {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("testenv: redis-server not found on PATH: install it with `apt-get install redis-server`")
-	}
-	rs := &RedisSentinel{MasterSet: "evflow"}
-	rs.Primary = &Redis{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), t: t}
-	rs.Primary.start(bin)
-	t.Cleanup(rs.Primary.Stop)
-	_, primaryPort, _ := net.SplitHostPort(rs.Primary.Addr)
-	rs.Link = StartProxy(t, rs.Primary.Addr)
-	_, linkPort, _ := net.SplitHostPort(rs.Link.Addr)
-	rs.Replica = &Redis{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), t: t, args: []string{"--replicaof", "127.0.0.1", linkPort}}
-	rs.Replica.start(bin)
-	t.Cleanup(rs.Replica.Stop)
-	rs.waitReplicating(t)
-
-	port := freePort(t)
-	rs.Sentinel = "127.0.0.1:" + strconv.Itoa(port)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "sentinel.conf")
-	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %s 1\n"+
-		"sentinel down-after-milliseconds %[3]s 1000\nsentinel failover-timeout %[3]s 5000\n",
-		port, dir, rs.MasterSet, primaryPort)
-	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-		t.Fatalf("testenv: sentinel config: %v", err)
-	}
-	cmd := exec.Command(bin, conf, "--sentinel")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testenv: start redis sentinel: %v", err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitDial(t, rs.Sentinel, "redis sentinel")
-	return rs
-}
-
-// waitReplicating waits until the replica's link to the primary is up.
-func (rs *RedisSentinel) waitReplicating(t testing.TB) {
-	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rs.Replica.Addr}, DisableCache: true, ForceSingleClient: true})
-	if err != nil {
-		t.Fatalf("testenv: redis replica: %v", err)
-	}
-	defer c.Close()
-	WaitFor(t, 15*time.Second, func() error {
-		info, err := c.Do(context.Background(), c.B().Info().Section("replication").Build()).ToString()
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(info, "master_link_status:up") {
-			return fmt.Errorf("replica %s not replicating yet", rs.Replica.Addr)
-		}
-		return nil
 	})
 }

@@ -6,7 +6,7 @@
 // It prints the server's MongoDB URI on its first line of output once it
 // listens, and runs until SIGTERM, SIGINT or its standard input closes.
 //
-//	ferretd -dir DIR
+//	ferretd -dir DIR [-tls-cert FILE -tls-key FILE]
 package main
 
 import (
@@ -24,21 +24,31 @@ import (
 
 func main() {
 	dir := flag.String("dir", "", "directory of the SQLite files (required)")
+	cert := flag.String("tls-cert", "", "certificate (PEM): listen with TLS alone")
+	key := flag.String("tls-key", "", "private key (PEM) of -tls-cert")
 	flag.Parse()
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "ferretd: -dir is required")
 		os.Exit(2)
 	}
-	if err := run(*dir); err != nil {
+	if (*cert == "") != (*key == "") {
+		fmt.Fprintln(os.Stderr, "ferretd: -tls-cert and -tls-key go together")
+		os.Exit(2)
+	}
+	var opts []ferret.Option
+	if *cert != "" {
+		opts = append(opts, ferret.WithTLS(*cert, *key, ""))
+	}
+	if err := run(*dir, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "ferretd:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string) error {
+func run(dir string, opts []ferret.Option) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	s, err := ferret.Start(dir, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	s, err := ferret.Start(dir, slog.New(slog.NewTextHandler(os.Stderr, nil)), opts...)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nkeys"
+
+	"github.com/evflow/evflow/infra/testenv"
+)
+
+// Secrets given to evflow — a NATS password, an nkey seed, a Redis
+// password, a password in the MongoDB URI — appear nowhere in what it
+// prints: serve's log at debug level (text and JSON), the errors of starts
+// that fail for a wrong password, -h, status (table and JSON), and the
+// errors of publish and replay.
+func TestSecretsNeverAppearInOutput(t *testing.T) {
+	bin := binary(t)
+	const (
+		natsPW, redisPW, mongoPW = "nats-pw-Qx7r2", "redis-pw-Lm4k9", "mongo-pw-Zt8w3"
+		wrongPW, urlPW           = "wrong-pw-Hy6d1", "url-pw-Vb5n0"
+	)
+	seedFile, seed := nkeySeed(t)
+	secrets := []string{natsPW, redisPW, mongoPW, wrongPW, urlPW, seed, strings.TrimPrefix(seed, "SU")}
+	ca := testenv.NewCA(t)
+	cert := ca.Server()
+	rds := testenv.StartRedisWith(t, testenv.RedisOptions{Password: redisPW})
+	// FerretDB (SQLite) takes PLAIN credentials without checking them: the
+	// URI's password reaches the driver, which sends it.
+	mongoURI := strings.Replace(testenv.StartMongo(t).URI(), "mongodb://", "mongodb://evflow:"+mongoPW+"@", 1) + "&authMechanism=PLAIN"
+	natsAddr := freeAddr(t)
+	_, natsPort, _ := net.SplitHostPort(natsAddr)
+
+	var outputs []output
+	check := func(o output) {
+		t.Helper()
+		outputs = append(outputs, o)
+		for _, s := range secrets {
+			if strings.Contains(o.text, s) {
+				t.Errorf("%s shows the secret %q:\n%s", o.name, s, o.text)
+			}
+		}
+	}
+
+	// A: embedded NATS with a user and password (flag), Redis password in
+	// the environment, the Mongo password in the URI; debug logs, as text.
+	a := startServe(t, bin, []string{"EVFLOW_REDIS_PASSWORD=" + redisPW},
+		"--nats-port", natsPort, "--nats-user", "evflow", "--nats-password", natsPW,
+		"--redis-addr", rds.Addr, "--mongo-uri", mongoURI, "--log-level", "debug")
+	// B: embedded NATS with an nkey and TLS, Redis password as a flag; JSON logs.
+	b := startServe(t, bin, nil,
+		"--nats-port", "-1", "--nats-nkey", seedFile, "--nats-tls-cert", cert.CertFile, "--nats-tls-key", cert.KeyFile,
+		"--redis-addr", rds.Addr, "--redis-password", redisPW, "--redis-db", "1",
+		"--mongo-uri", mongoURI, "--mongo-db", "evflow_b", "--log-level", "debug", "--log-format", "json")
+	for _, p := range []*proc{a, b} {
+		if code, err := post(p, `{"type":"app.create","tenant":"acme","app_id":"weather","name":"Weather"}`); err != nil || code != http.StatusOK {
+			t.Fatalf("%s: create: %d %v\n%s", p.id, code, err, p.logs.String())
+		}
+		testenv.WaitFor(t, 30*time.Second, func() error {
+			code, err := get(p, "/v1/apps/weather", nil)
+			if err == nil && code != http.StatusOK {
+				err = fmt.Errorf("app: %d", code)
+			}
+			return err
+		})
+		check(cli(t, bin, nil, "status", "--addr", p.base))
+		check(cli(t, bin, nil, "status", "--json", "--addr", p.base))
+	}
+
+	// Starts that fail for a wrong password, and operator commands that do.
+	natsURL := "nats://" + natsAddr
+	helpEnv := []string{"EVFLOW_NATS_PASSWORD=" + natsPW, "EVFLOW_REDIS_PASSWORD=" + redisPW, "EVFLOW_MONGO_URI=" + mongoURI,
+		"EVFLOW_NATS_URL=nats://evflow:" + urlPW + "@" + natsAddr}
+	failing := []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"serve, wrong NATS password", nil, []string{"serve", "--data-dir", t.TempDir(), "--http-addr", freeAddr(t), "--nats-url", natsURL,
+			"--nats-user", "evflow", "--nats-password", wrongPW, "--redis-addr", rds.Addr, "--redis-password", redisPW, "--mongo-uri", mongoURI}},
+		{"serve, wrong Redis password", []string{"EVFLOW_REDIS_PASSWORD=" + wrongPW}, []string{"serve", "--data-dir", t.TempDir(),
+			"--http-addr", freeAddr(t), "--nats-url", natsURL, "--nats-user", "evflow", "--nats-password", natsPW,
+			"--redis-addr", rds.Addr, "--mongo-uri", mongoURI}},
+		{"serve, Mongo URI password badly escaped", nil, []string{"serve", "--data-dir", t.TempDir(), "--http-addr", freeAddr(t),
+			"--nats-port", "-1", "--redis-addr", rds.Addr, "--redis-password", redisPW,
+			"--mongo-uri", strings.Replace(mongoURI, mongoPW, "%zz"+mongoPW, 1)}},
+		{"publish, password in the NATS URL", nil, []string{"publish", "launches", "--bus", "jetstream", "--count", "1",
+			"--nats-url", "nats://evflow:" + urlPW + "@" + natsAddr}},
+		{"replay, wrong passwords", []string{"EVFLOW_NATS_PASSWORD=" + wrongPW}, []string{"replay", "--all", "--dry-run",
+			"--nats-url", natsURL, "--nats-user", "evflow", "--redis-addr", rds.Addr, "--redis-password", wrongPW, "--mongo-uri", mongoURI}},
+		{"serve -h", helpEnv, []string{"serve", "-h"}},
+		{"replay -h", helpEnv, []string{"replay", "-h"}},
+		{"publish launches -h", helpEnv, []string{"publish", "launches", "-h"}},
+	}
+	for _, f := range failing {
+		o := cli(t, bin, f.env, f.args...)
+		o.name = f.name
+		if !strings.HasSuffix(f.name, "-h") && o.err == nil {
+			t.Errorf("%s succeeded:\n%s", f.name, o.text)
+		}
+		check(o)
+	}
+	for _, p := range []*proc{a, b} {
+		check(output{name: p.id + "'s log", text: p.logs.String()})
+	}
+	for _, want := range []string{"Authorization Violation", "WRONGPASS", "percent-encoded", "REDACTED"} {
+		if !anyContains(outputs, want) {
+			t.Errorf("no output says %q: the failures were not the ones meant", want)
+		}
+	}
+	if t.Failed() || testing.Verbose() {
+		for _, o := range outputs {
+			t.Logf("--- %s (err %v):\n%s", o.name, o.err, o.text)
+		}
+	}
+}
+
+// output is what one run of evflow printed.
+type output struct {
+	name, text string
+	err        error
+}
+
+func anyContains(outs []output, s string) bool {
+	for _, o := range outs {
+		if strings.Contains(o.text, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// cli runs evflow with args and env added to the environment, and returns
+// what it printed on stdout and stderr.
+func cli(t *testing.T, bin string, env []string, args ...string) output {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("evflow %s: %v", args[0], err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return output{name: "evflow " + strings.Join(args, " "), text: out.String(), err: err}
+	case <-time.After(90 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("evflow %s still running after 90s:\n%s", strings.Join(args, " "), out.String())
+		return output{}
+	}
+}
+
+// startServe runs `evflow serve` on a temporary data directory and waits
+// until it is ready.
+func startServe(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", t.TempDir(), "--http-addr", addr, "--partitions", "4"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start serve: %v", err)
+	}
+	p := &proc{id: "serve " + strings.Join(args[:4], " "), base: "http://" + addr, cmd: cmd, logs: &logBuffer{}, done: make(chan error, 1)}
+	go p.logs.copy(stderr)
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.done })
+	testenv.WaitFor(t, 60*time.Second, func() error {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("%s exited: %v\n%s", p.id, err, p.logs.String())
+		default:
+		}
+		code, err := get(p, "/readyz", nil)
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("readyz: %d", code)
+		}
+		return err
+	})
+	return p
+}
+
+func post(p *proc, body string) (int, error) {
+	resp, err := http.Post(p.base+"/v1/commands", "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// nkeySeed writes a new user nkey seed to a file; it returns the file and the seed.
+func nkeySeed(t *testing.T) (file, seed string) {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := kp.Seed()
+	file = filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file, string(raw)
+}
