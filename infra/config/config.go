@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/evflow/evflow/events"
-	"github.com/evflow/evflow/infra/auth"
 	"github.com/evflow/evflow/infra/ownership"
 	"github.com/evflow/evflow/infra/redis"
 )
@@ -99,21 +98,8 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string
 	LogFormat string
-	// AuthKeys is a keys file of API tokens and AuthJWTSecretFile a file
-	// holding the HMAC secret of API JWTs (see infra/auth); with neither,
-	// the API runs open.
-	AuthKeys          string
-	AuthJWTSecretFile string
-	// AdminAPI serves the admin endpoints (status, dead letters).
-	AdminAPI bool
-	// RateLimit is the requests per second each token may make (0: none),
-	// in bursts of RateBurst (0: RateLimit rounded up).
-	RateLimit float64
-	RateBurst int
-	// MaxBody bounds request bodies (bytes) and MaxLaunches the launches of
-	// one request.
-	MaxBody     int
-	MaxLaunches int
+	// API holds the HTTP API's authentication and limits.
+	API
 	// OTel configures tracing.
 	OTel OTel
 	// Security holds credentials and TLS of the NATS and Redis connections.
@@ -132,7 +118,7 @@ func Default() Config {
 		Dedup: 2 * time.Minute, LogLevel: "info", LogFormat: "text",
 		LeaseTTL: 3 * time.Second, NATSClusterName: "evflow", NATSClusterPort: 6222,
 		MaxAttempts: 5, RetryBackoff: 50 * time.Millisecond, RetryMaxBackoff: 5 * time.Second,
-		MaxBody: DefaultMaxBody, MaxLaunches: DefaultMaxLaunches,
+		API:  API{MaxBody: DefaultMaxBody, MaxLaunches: DefaultMaxLaunches},
 		OTel: DefaultOTel(),
 	}
 }
@@ -178,13 +164,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	str(&c.NATSRoutes, "nats-routes", "route URLs of the other cluster nodes, comma-separated (nats://host:6222,…)")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text or json")
-	str(&c.AuthKeys, "auth-keys", "keys file of the API's bearer tokens (evflow token new makes entries); with neither this nor --auth-jwt-secret-file the API runs open")
-	str(&c.AuthJWTSecretFile, "auth-jwt-secret-file", "file holding the HMAC-SHA256 secret (32 bytes or more) of the API's JWT bearer tokens")
-	fs.BoolVar(&c.AdminAPI, "admin-api", c.envBool("admin-api", c.AdminAPI), "serve the admin endpoints (status, dead letters), to admin tokens when auth is on (env "+EnvName("admin-api")+")")
-	fs.Float64Var(&c.RateLimit, "rate-limit", c.envFloat("rate-limit", c.RateLimit), "requests per second each API token may make, 0 for no limit (env "+EnvName("rate-limit")+")")
-	num(&c.RateBurst, "rate-burst", "requests a token may make at once above --rate-limit (0: the rate rounded up)")
-	num(&c.MaxBody, "max-body", "largest API request body, in bytes")
-	num(&c.MaxLaunches, "max-launches", "most launches one API request carries")
+	c.apiFlags(fs)
 	c.OTel.flags(fs, c)
 	c.serverSecurityFlags(fs)
 	c.SecurityFlags(fs)
@@ -313,43 +293,6 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validateAPI checks the HTTP API's settings.
-func (c Config) validateAPI() []error {
-	var errs []error
-	bad := func(flag, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
-	}
-	if c.AuthKeys != "" {
-		if _, err := auth.LoadKeys(c.AuthKeys); err != nil {
-			bad("auth-keys", "%v", err)
-		}
-	}
-	if c.AuthJWTSecretFile != "" {
-		if _, err := auth.LoadJWT(c.AuthJWTSecretFile); err != nil {
-			bad("auth-jwt-secret-file", "%v", err)
-		}
-	}
-	if c.RateLimit < 0 {
-		bad("rate-limit", "%g must not be negative", c.RateLimit)
-	}
-	if c.RateLimit > 0 && !c.Auth() {
-		bad("rate-limit", "limits each token, so it needs --auth-keys or --auth-jwt-secret-file")
-	}
-	if c.RateBurst < 0 {
-		bad("rate-burst", "%d must not be negative", c.RateBurst)
-	}
-	if c.MaxBody < 1024 || c.MaxBody > 64<<20 {
-		bad("max-body", "%d is out of range 1024-67108864", c.MaxBody)
-	}
-	if c.MaxLaunches < 1 || c.MaxLaunches > 10000 {
-		bad("max-launches", "%d is out of range 1-10000", c.MaxLaunches)
-	}
-	return errs
-}
-
-// Auth reports whether the API authenticates tokens.
-func (c Config) Auth() bool { return c.AuthKeys != "" || c.AuthJWTSecretFile != "" }
-
 // ReplicaID is the replica's id: Replica, or hostname-pid when unset.
 func (c Config) ReplicaID() string {
 	if c.Replica != "" {
@@ -388,10 +331,6 @@ func (c *Config) envInt(flag string, def int) int {
 
 func (c *Config) envBool(flag string, def bool) bool {
 	return envParse(c, flag, def, strconv.ParseBool, "true or false")
-}
-
-func (c *Config) envFloat(flag string, def float64) float64 {
-	return envParse(c, flag, def, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }, "a number")
 }
 
 func (c *Config) envDuration(flag string, def time.Duration) time.Duration {
