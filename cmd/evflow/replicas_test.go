@@ -43,6 +43,8 @@ type proc struct {
 	cmd  *exec.Cmd
 	logs *logBuffer
 	done chan error
+	// token, when set, is the bearer token get and post send.
+	token string
 }
 
 var buildOnce struct {
@@ -204,7 +206,14 @@ func (c *cluster) send(ctx context.Context, path string, body any) (int, []byte)
 
 // get decodes GET path from replica p.
 func get(p *proc, path string, out any) (int, error) {
-	resp, err := http.Get(p.base + path)
+	req, err := http.NewRequest(http.MethodGet, p.base+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}

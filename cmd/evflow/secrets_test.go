@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,14 +15,16 @@ import (
 
 	"github.com/nats-io/nkeys"
 
+	"github.com/evflow/evflow/infra/auth"
 	"github.com/evflow/evflow/infra/testenv"
 )
 
 // Secrets given to evflow — a NATS password, an nkey seed, a Redis
-// password, a password in the MongoDB URI — appear nowhere in what it
-// prints: serve's log at debug level (text and JSON), the errors of starts
-// that fail for a wrong password, -h, status (table and JSON), and the
-// errors of publish and replay.
+// password, a password in the MongoDB URI, API tokens and the JWT secret —
+// appear nowhere in what it prints: serve's log at debug level (text and
+// JSON), the errors of starts that fail for a wrong password, -h, status
+// (table and JSON), the errors of publish and replay, and the answers to
+// refused tokens.
 func TestSecretsNeverAppearInOutput(t *testing.T) {
 	bin := binary(t)
 	const (
@@ -29,7 +32,8 @@ func TestSecretsNeverAppearInOutput(t *testing.T) {
 		wrongPW, urlPW           = "wrong-pw-Hy6d1", "url-pw-Vb5n0"
 	)
 	seedFile, seed := nkeySeed(t)
-	secrets := []string{natsPW, redisPW, mongoPW, wrongPW, urlPW, seed, strings.TrimPrefix(seed, "SU")}
+	api := newAPITokens(t)
+	secrets := append([]string{natsPW, redisPW, mongoPW, wrongPW, urlPW, seed, strings.TrimPrefix(seed, "SU")}, api.secrets()...)
 	ca := testenv.NewCA(t)
 	cert := ca.Server()
 	rds := testenv.StartRedisWith(t, testenv.RedisOptions{Password: redisPW})
@@ -54,12 +58,16 @@ func TestSecretsNeverAppearInOutput(t *testing.T) {
 	// the environment, the Mongo password in the URI; debug logs, as text.
 	a := startServe(t, bin, []string{"EVFLOW_REDIS_PASSWORD=" + redisPW},
 		"--nats-port", natsPort, "--nats-user", "evflow", "--nats-password", natsPW,
-		"--redis-addr", rds.Addr, "--mongo-uri", mongoURI, "--log-level", "debug")
-	// B: embedded NATS with an nkey and TLS, Redis password as a flag; JSON logs.
+		"--redis-addr", rds.Addr, "--mongo-uri", mongoURI, "--log-level", "debug", "--admin-api")
+	// B: embedded NATS with an nkey and TLS, Redis password as a flag, API
+	// tokens from a keys file and a JWT secret; JSON logs.
 	b := startServe(t, bin, nil,
 		"--nats-port", "-1", "--nats-nkey", seedFile, "--nats-tls-cert", cert.CertFile, "--nats-tls-key", cert.KeyFile,
 		"--redis-addr", rds.Addr, "--redis-password", redisPW, "--redis-db", "1",
-		"--mongo-uri", mongoURI, "--mongo-db", "evflow_b", "--log-level", "debug", "--log-format", "json")
+		"--mongo-uri", mongoURI, "--mongo-db", "evflow_b", "--log-level", "debug", "--log-format", "json",
+		"--admin-api", "--auth-keys", api.keysFile, "--auth-jwt-secret-file", api.secretFile)
+	b.token = api.publisher
+	statusEnv := map[*proc][]string{a: nil, b: {"EVFLOW_TOKEN=" + api.admin}}
 	for _, p := range []*proc{a, b} {
 		if code, err := post(p, `{"type":"app.create","tenant":"acme","app_id":"weather","name":"Weather"}`); err != nil || code != http.StatusOK {
 			t.Fatalf("%s: create: %d %v\n%s", p.id, code, err, p.logs.String())
@@ -71,8 +79,13 @@ func TestSecretsNeverAppearInOutput(t *testing.T) {
 			}
 			return err
 		})
-		check(cli(t, bin, nil, "status", "--addr", p.base))
-		check(cli(t, bin, nil, "status", "--json", "--addr", p.base))
+		for _, args := range [][]string{{"status", "--addr", p.base}, {"status", "--json", "--addr", p.base}} {
+			o := cli(t, bin, statusEnv[p], args...)
+			if o.err != nil {
+				t.Errorf("%s: %v\n%s", o.name, o.err, o.text)
+			}
+			check(o)
+		}
 	}
 
 	// Starts that fail for a wrong password, and operator commands that do.
@@ -96,6 +109,9 @@ func TestSecretsNeverAppearInOutput(t *testing.T) {
 			"--nats-url", "nats://evflow:" + urlPW + "@" + natsAddr}},
 		{"replay, wrong passwords", []string{"EVFLOW_NATS_PASSWORD=" + wrongPW}, []string{"replay", "--all", "--dry-run",
 			"--nats-url", natsURL, "--nats-user", "evflow", "--redis-addr", rds.Addr, "--redis-password", wrongPW, "--mongo-uri", mongoURI}},
+		{"status, an unknown token", nil, []string{"status", "--addr", b.base, "--token", api.unknown}},
+		{"status, an expired JWT", []string{"EVFLOW_TOKEN=" + api.expiredJWT}, []string{"status", "--addr", b.base}},
+		{"status, a reader's JWT", []string{"EVFLOW_TOKEN=" + api.readerJWT}, []string{"status", "--addr", b.base}},
 		{"serve -h", helpEnv, []string{"serve", "-h"}},
 		{"replay -h", helpEnv, []string{"replay", "-h"}},
 		{"publish launches -h", helpEnv, []string{"publish", "launches", "-h"}},
@@ -111,7 +127,8 @@ func TestSecretsNeverAppearInOutput(t *testing.T) {
 	for _, p := range []*proc{a, b} {
 		check(output{name: p.id + "'s log", text: p.logs.String()})
 	}
-	for _, want := range []string{"Authorization Violation", "WRONGPASS", "percent-encoded", "REDACTED"} {
+	for _, want := range []string{"Authorization Violation", "WRONGPASS", "percent-encoded", "REDACTED",
+		"401 Unauthorized", "has expired", "lacks the admin role"} {
 		if !anyContains(outputs, want) {
 			t.Errorf("no output says %q: the failures were not the ones meant", want)
 		}
@@ -193,7 +210,14 @@ func startServe(t *testing.T, bin string, env []string, args ...string) *proc {
 }
 
 func post(p *proc, body string) (int, error) {
-	resp, err := http.Post(p.base+"/v1/commands", "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, p.base+"/v1/commands", strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -214,4 +238,55 @@ func nkeySeed(t *testing.T) (file, seed string) {
 		t.Fatal(err)
 	}
 	return file, string(raw)
+}
+
+// apiTokens are the API secrets of a replica checking tokens.
+type apiTokens struct {
+	keysFile, secretFile      string
+	jwtSecret                 string
+	publisher, admin, unknown string // keys-file tokens (unknown is in no file)
+	readerJWT, expiredJWT     string
+}
+
+func newAPITokens(t *testing.T) apiTokens {
+	t.Helper()
+	dir := t.TempDir()
+	a := apiTokens{keysFile: filepath.Join(dir, "keys.json"), secretFile: filepath.Join(dir, "jwt.secret"),
+		jwtSecret: "jwt-secret-" + strings.Repeat("Kp3", 12)}
+	var keys []auth.Key
+	for _, k := range []struct {
+		tok   *string
+		name  string
+		roles []auth.Role
+	}{{&a.publisher, "app", []auth.Role{auth.Publisher, auth.Reader}}, {&a.admin, "ops", []auth.Role{auth.Admin}}, {&a.unknown, "", nil}} {
+		tok, err := auth.NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		*k.tok = tok
+		if k.name != "" {
+			keys = append(keys, auth.Key{Name: k.name, TokenSHA256: auth.Digest(tok), Tenant: "acme", Roles: k.roles})
+		}
+	}
+	raw, _ := json.Marshal(map[string]any{"keys": keys})
+	for path, body := range map[string]string{a.keysFile: string(raw), a.secretFile: a.jwtSecret} {
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, err := auth.NewJWT([]byte(a.jwtSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := auth.Principal{Name: "dashboard", Tenant: "acme", Roles: []auth.Role{auth.Reader}}
+	a.readerJWT, _ = j.Mint(reader, time.Hour, time.Now())
+	a.expiredJWT, _ = j.Mint(reader, time.Minute, time.Now().Add(-time.Hour))
+	return a
+}
+
+// secrets are the values that must never be printed; a JWT's signature
+// alone is secret enough to check for.
+func (a apiTokens) secrets() []string {
+	sig := func(jwt string) string { return jwt[strings.LastIndexByte(jwt, '.')+1:] }
+	return []string{a.jwtSecret, a.publisher, a.admin, a.unknown, a.readerJWT, sig(a.readerJWT), a.expiredJWT, sig(a.expiredJWT)}
 }
