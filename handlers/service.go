@@ -107,7 +107,10 @@ func (s *Service) Handle(ctx context.Context, cmd Command) (Result, error) {
 	}
 	var deadline time.Time
 	for {
-		if app.HasCause(cmd.ID) {
+		// Only the owner's retries are recognised: another tenant reusing
+		// one of its command ids is refused by Decide, not told the id
+		// was applied.
+		if app.HasCause(cmd.ID) && app.Tenant == cmd.Tenant {
 			typ, _ := EventType(cmd.Type)
 			return Result{CommandID: cmd.ID, EventID: cmd.ID, Type: typ, Duplicate: true}, nil
 		}

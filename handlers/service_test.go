@@ -67,6 +67,18 @@ func TestServiceOrchestration_DuplicateCauseShortCircuits(t *testing.T) {
 	}
 }
 
+// TestServiceOrchestration_OtherTenantsIDIsNotADuplicate: another tenant
+// reusing an id the app's owner used is refused, not told it was applied.
+func TestServiceOrchestration_OtherTenantsIDIsNotADuplicate(t *testing.T) {
+	m := newMemLog(t)
+	m.seed(cmdCreate(), with(cmdSubmit("1.0"), func(c *Command) { c.ID = "c-submit" }))
+	s := newTestService(m, Config{})
+	_, err := s.Handle(context.Background(), with(cmdSubmit("1.0"), func(c *Command) { c.ID = "c-submit"; c.Tenant = "intruder" }))
+	if !errors.Is(err, ErrForbidden) {
+		t.Fatalf("got %v, want ErrForbidden", err)
+	}
+}
+
 func TestServiceOrchestration_NothingAppendedOnError(t *testing.T) {
 	cases := []decideCase{
 		{name: "validation", cmd: cmdSubmit("1 0"), field: "version"},

@@ -54,6 +54,8 @@ func TestBadArgumentsNameTheFlagAndExit2(t *testing.T) {
 		{[]string{"serve", "--auth-keys", "/no/such/keys.json"}, "--auth-keys"},
 		{[]string{"serve", "--auth-jwt-secret-file", "/no/such/secret"}, "--auth-jwt-secret-file"},
 		{[]string{"serve", "--rate-limit", "5"}, "--rate-limit: limits each token"},
+		{[]string{"serve", "--rate-limit", "NaN"}, "--rate-limit: NaN is not"},
+		{[]string{"serve", "--rate-limit", "-Inf"}, "--rate-limit: -Inf is not"},
 		{[]string{"serve", "--max-body", "10"}, "--max-body"},
 		{[]string{"serve", "--max-launches", "0"}, "--max-launches"},
 		{[]string{"token"}, "new or jwt"},

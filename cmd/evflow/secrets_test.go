@@ -91,7 +91,7 @@ func TestSecretsNeverAppearInOutput(t *testing.T) {
 	// Starts that fail for a wrong password, and operator commands that do.
 	natsURL := "nats://" + natsAddr
 	helpEnv := []string{"EVFLOW_NATS_PASSWORD=" + natsPW, "EVFLOW_REDIS_PASSWORD=" + redisPW, "EVFLOW_MONGO_URI=" + mongoURI,
-		"EVFLOW_NATS_URL=nats://evflow:" + urlPW + "@" + natsAddr}
+		"EVFLOW_NATS_URL=nats://evflow:" + urlPW + "@" + natsAddr, "EVFLOW_TOKEN=" + api.admin}
 	failing := []struct {
 		name string
 		env  []string
@@ -115,6 +115,9 @@ func TestSecretsNeverAppearInOutput(t *testing.T) {
 		{"serve -h", helpEnv, []string{"serve", "-h"}},
 		{"replay -h", helpEnv, []string{"replay", "-h"}},
 		{"publish launches -h", helpEnv, []string{"publish", "launches", "-h"}},
+		{"status -h", helpEnv, []string{"status", "-h"}},
+		{"dlq list -h", helpEnv, []string{"dlq", "list", "-h"}},
+		{"status, a mistyped flag", helpEnv, []string{"status", "--jsn"}},
 	}
 	for _, f := range failing {
 		o := cli(t, bin, f.env, f.args...)
@@ -265,7 +268,11 @@ func newAPITokens(t *testing.T) apiTokens {
 		}
 		*k.tok = tok
 		if k.name != "" {
-			keys = append(keys, auth.Key{Name: k.name, TokenSHA256: auth.Digest(tok), Tenant: "acme", Roles: k.roles})
+			tenant := "acme"
+			if k.name == "ops" {
+				tenant = auth.DefaultAdminOrg
+			}
+			keys = append(keys, auth.Key{Name: k.name, TokenSHA256: auth.Digest(tok), Tenant: tenant, Roles: k.roles})
 		}
 	}
 	raw, _ := json.Marshal(map[string]any{"keys": keys})

@@ -24,15 +24,25 @@ type target struct {
 func targetFlags(fs *flag.FlagSet, addrUsage string) *target {
 	t := &target{}
 	fs.StringVar(&t.addr, "addr", "http://127.0.0.1:8080", addrUsage)
-	fs.StringVar(&t.token, "token", os.Getenv("EVFLOW_TOKEN"), "bearer token of the API, when the replica checks them (env EVFLOW_TOKEN, which keeps it out of ps)")
+	// The environment is read when the token is used, not as the flag's
+	// default: flag prints defaults in -h and usage messages.
+	fs.StringVar(&t.token, "token", "", "bearer token of the API, when the replica checks them (default: env EVFLOW_TOKEN, which keeps it out of ps)")
 	return t
+}
+
+// bearer is the token to send: --token, else EVFLOW_TOKEN.
+func (t *target) bearer() string {
+	if t.token != "" {
+		return t.token
+	}
+	return os.Getenv("EVFLOW_TOKEN")
 }
 
 // client returns an API client of t.
 func (t *target) client() (*client.Client, error) {
 	var opts []client.Option
-	if t.token != "" {
-		opts = append(opts, client.WithToken(t.token))
+	if tok := t.bearer(); tok != "" {
+		opts = append(opts, client.WithToken(tok))
 	}
 	c, err := client.New(t.addr, opts...)
 	if err != nil {
@@ -50,8 +60,8 @@ func (t *target) call(ctx context.Context, method, path string, out any) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--addr %q: %w", t.addr, err)}
 	}
-	if t.token != "" {
-		req.Header.Set("Authorization", "Bearer "+t.token)
+	if tok := t.bearer(); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

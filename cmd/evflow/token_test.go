@@ -57,3 +57,20 @@ func TestTokenCommandMakesTokensAReplicaAccepts(t *testing.T) {
 		t.Fatalf("Verify(JWT) = %+v, %v", p, err)
 	}
 }
+
+// TestAdminKeyOutsideTheAdminOrgIsRefused: serve refuses a keys file that
+// gives the admin role, which sees every tenant's dead letters, to a
+// tenant's token.
+func TestAdminKeyOutsideTheAdminOrgIsRefused(t *testing.T) {
+	tok, _ := auth.NewToken()
+	raw, _ := json.Marshal(map[string]any{"keys": []auth.Key{{Name: "acme-ops", TokenSHA256: auth.Digest(tok), Tenant: "acme", Roles: []auth.Role{auth.Admin}}}})
+	keys := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.WriteFile(keys, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--auth-keys", keys}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "--auth-keys") || !strings.Contains(errOut.String(), "admin organization") {
+		t.Fatalf("exit %d, stderr %q: want 2 naming --auth-keys and the admin organization", code, errOut.String())
+	}
+}

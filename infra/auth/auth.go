@@ -6,7 +6,9 @@
 //   - publisher: send commands and launches for the tenant's apps;
 //   - reader: read the tenant's apps, releases and stats, and the apps
 //     other organizations granted to it;
-//   - admin: operate the replica (status, dead letters).
+//   - admin: operate the replica (status, dead letters). Dead letters are
+//     every tenant's events, so only tokens of the admin organization
+//     ([DefaultAdminOrg], or [WithAdminOrg]) may hold this role.
 //
 // Tokens come from a keys file ([LoadKeys]: opaque random tokens, stored as
 // SHA-256 digests) or are JWTs signed with HMAC-SHA256 ([NewJWT]); a
@@ -108,20 +110,55 @@ func FromContext(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
+// DefaultAdminOrg is the organization whose tokens may hold the admin role.
+const DefaultAdminOrg = "operators"
+
 // Verifier verifies tokens against a keys file, a JWT secret, or both.
 type Verifier struct {
-	keys *Keys
-	jwt  *JWT
-	now  func() time.Time
+	keys     *Keys
+	jwt      *JWT
+	adminOrg string
+	now      func() time.Time
 }
 
+// VerifierOption configures a [Verifier].
+type VerifierOption func(*Verifier)
+
+// WithAdminOrg sets the organization whose tokens may hold the admin role;
+// the default is [DefaultAdminOrg].
+func WithAdminOrg(org string) VerifierOption { return func(v *Verifier) { v.adminOrg = org } }
+
 // NewVerifier returns a verifier of keys' tokens and jwt's JWTs; either may
-// be nil, not both.
-func NewVerifier(keys *Keys, jwt *JWT) (*Verifier, error) {
+// be nil, not both. A key granting the admin role to another organization
+// than the admin one is refused.
+func NewVerifier(keys *Keys, jwt *JWT, opts ...VerifierOption) (*Verifier, error) {
 	if keys == nil && jwt == nil {
 		return nil, errors.New("auth: a keys file or a JWT secret is required")
 	}
-	return &Verifier{keys: keys, jwt: jwt, now: time.Now}, nil
+	v := &Verifier{keys: keys, jwt: jwt, adminOrg: DefaultAdminOrg, now: time.Now}
+	for _, o := range opts {
+		o(v)
+	}
+	if !events.ValidID(v.adminOrg) {
+		return nil, fmt.Errorf("auth: admin organization %q must be 1-128 characters of [A-Za-z0-9_-]", v.adminOrg)
+	}
+	if keys != nil {
+		for _, p := range keys.byDigest {
+			if err := v.checkAdmin(p); err != nil {
+				return nil, fmt.Errorf("auth: key %q: %w", p.Name, err)
+			}
+		}
+	}
+	return v, nil
+}
+
+// checkAdmin refuses the admin role to tokens of other organizations than
+// the admin one: it sees every tenant's dead letters.
+func (v *Verifier) checkAdmin(p Principal) error {
+	if p.Can(Admin) && p.Tenant != v.adminOrg {
+		return fmt.Errorf("the admin role sees every tenant's dead letters: only tokens of the admin organization %q may hold it, not of %q", v.adminOrg, p.Tenant)
+	}
+	return nil
 }
 
 // Verify returns the principal of token, or an error wrapping [ErrMissing],
@@ -139,7 +176,13 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 		}
 	}
 	if v.jwt != nil && strings.Count(token, ".") == 2 {
-		return v.jwt.verify(token, v.now())
+		p, err := v.jwt.verify(token, v.now())
+		if err == nil {
+			if err = v.checkAdmin(p); err != nil {
+				return Principal{}, fmt.Errorf("%w: JWT of %q: %v", ErrInvalid, p.Name, err)
+			}
+		}
+		return p, err
 	}
 	return Principal{}, ErrInvalid
 }

@@ -144,6 +144,34 @@ func TestJWT(t *testing.T) {
 	}
 }
 
+func TestAdminRoleOnlyInTheAdminOrg(t *testing.T) {
+	tok, _ := NewToken()
+	keys, err := NewKeys([]Key{{Name: "acme-ops", TokenSHA256: Digest(tok), Tenant: "acme", Roles: []Role{Admin}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewVerifier(keys, nil); err == nil || !strings.Contains(err.Error(), `"acme-ops"`) {
+		t.Errorf("an admin key of acme: %v, want it refused by name", err)
+	}
+	v, err := NewVerifier(keys, nil, WithAdminOrg("acme"))
+	if err != nil {
+		t.Fatalf("with --admin-org acme: %v", err)
+	}
+	if p, err := v.Verify(tok); err != nil || !p.Can(Admin) {
+		t.Errorf("Verify = %+v, %v", p, err)
+	}
+	j, _ := NewJWT([]byte(strings.Repeat("s", MinSecret)))
+	v, _ = NewVerifier(nil, j)
+	admin, _ := j.Mint(Principal{Name: "x", Tenant: "acme", Roles: []Role{Admin}}, time.Hour, time.Now())
+	if _, err := v.Verify(admin); !errors.Is(err, ErrInvalid) {
+		t.Errorf("an admin JWT of acme: %v, want ErrInvalid", err)
+	}
+	ops, _ := j.Mint(Principal{Name: "x", Tenant: DefaultAdminOrg, Roles: []Role{Admin}}, time.Hour, time.Now())
+	if p, err := v.Verify(ops); err != nil || !p.Can(Admin) {
+		t.Errorf("an admin JWT of %s: %+v, %v", DefaultAdminOrg, p, err)
+	}
+}
+
 func TestParseRoles(t *testing.T) {
 	r, err := ParseRoles("reader, publisher,reader")
 	if err != nil || len(r) != 2 || r[0] != Reader || r[1] != Publisher {

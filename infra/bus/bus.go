@@ -56,6 +56,22 @@ func ToMessage(e events.Envelope, partitions int) (*message.Message, error) {
 	return m, nil
 }
 
+// DedupKey is the key under which a backend deduplicates m: its event id
+// within its aggregate, "<aggregate type>/<aggregate id>/<event id>". A
+// retried publish of an event has the same key; an event of another
+// aggregate that happens to reuse the id (another tenant's, say) does not,
+// so no producer can have another aggregate's events dropped as its
+// duplicates. Event ids hold no '/' ([events.ValidID]): [EventIDOf]
+// recovers the id.
+func DedupKey(m *message.Message) string {
+	return m.Metadata.Get(MetaAggregateType) + "/" + m.Metadata.Get(MetaAggregateID) + "/" + m.UUID
+}
+
+// EventIDOf returns the event id of a [DedupKey]; a bare id is its own.
+func EventIDOf(key string) string {
+	return key[strings.LastIndexByte(key, '/')+1:]
+}
+
 // FromMessage decodes a delivered message into a record. A malformed
 // payload yields an error wrapping events.ErrMalformed.
 func FromMessage(m *message.Message) (events.Record, error) {

@@ -3,8 +3,10 @@ package config
 import (
 	"flag"
 	"fmt"
+	"math"
 	"strconv"
 
+	"github.com/evflow/evflow/events"
 	"github.com/evflow/evflow/infra/auth"
 )
 
@@ -17,6 +19,8 @@ type API struct {
 	AuthJWTSecretFile string
 	// AdminAPI serves the admin endpoints (status, dead letters).
 	AdminAPI bool
+	// AdminOrg is the organization whose tokens may hold the admin role.
+	AdminOrg string
 	// RateLimit is the requests per second each token may make (0: none),
 	// in bursts of RateBurst (0: RateLimit rounded up).
 	RateLimit float64
@@ -39,6 +43,7 @@ func (c *Config) apiFlags(fs *flag.FlagSet) {
 	str(&c.AuthJWTSecretFile, "auth-jwt-secret-file", "file holding the HMAC-SHA256 secret (32 bytes or more) of the API's JWT bearer tokens")
 	fs.BoolVar(&c.AdminAPI, "admin-api", c.envBool("admin-api", c.AdminAPI), "serve the admin endpoints (status, dead letters), to admin tokens when auth is on (env "+EnvName("admin-api")+")")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.envFloat("rate-limit", c.RateLimit), "requests per second each API token may make, 0 for no limit (env "+EnvName("rate-limit")+")")
+	str(&c.AdminOrg, "admin-org", "organization whose tokens may hold the admin role, which sees every tenant's dead letters")
 	num(&c.RateBurst, "rate-burst", "requests a token may make at once above --rate-limit (0: the rate rounded up)")
 	num(&c.MaxBody, "max-body", "largest API request body, in bytes")
 	num(&c.MaxLaunches, "max-launches", "most launches one API request carries")
@@ -50,18 +55,32 @@ func (c Config) validateAPI() []error {
 	bad := func(flag, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
 	}
+	var (
+		keys *auth.Keys
+		jwt  *auth.JWT
+		err  error
+	)
 	if c.AuthKeys != "" {
-		if _, err := auth.LoadKeys(c.AuthKeys); err != nil {
+		if keys, err = auth.LoadKeys(c.AuthKeys); err != nil {
 			bad("auth-keys", "%v", err)
 		}
 	}
 	if c.AuthJWTSecretFile != "" {
-		if _, err := auth.LoadJWT(c.AuthJWTSecretFile); err != nil {
+		if jwt, err = auth.LoadJWT(c.AuthJWTSecretFile); err != nil {
 			bad("auth-jwt-secret-file", "%v", err)
 		}
 	}
-	if c.RateLimit < 0 {
-		bad("rate-limit", "%g must not be negative", c.RateLimit)
+	if keys != nil || jwt != nil {
+		if _, err := auth.NewVerifier(keys, jwt, auth.WithAdminOrg(c.AdminOrg)); err != nil {
+			flag := "auth-keys"
+			if !events.ValidID(c.AdminOrg) {
+				flag = "admin-org"
+			}
+			bad(flag, "%v", err)
+		}
+	}
+	if !(c.RateLimit >= 0) || math.IsInf(c.RateLimit, 0) {
+		bad("rate-limit", "%g is not a number of requests per second", c.RateLimit)
 	}
 	if c.RateLimit > 0 && !c.Auth() {
 		bad("rate-limit", "limits each token, so it needs --auth-keys or --auth-jwt-secret-file")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/evflow/evflow/events"
+	"github.com/evflow/evflow/infra/auth"
 	"github.com/evflow/evflow/infra/ownership"
 	"github.com/evflow/evflow/infra/redis"
 )
@@ -118,7 +119,7 @@ func Default() Config {
 		Dedup: 2 * time.Minute, LogLevel: "info", LogFormat: "text",
 		LeaseTTL: 3 * time.Second, NATSClusterName: "evflow", NATSClusterPort: 6222,
 		MaxAttempts: 5, RetryBackoff: 50 * time.Millisecond, RetryMaxBackoff: 5 * time.Second,
-		API:  API{MaxBody: DefaultMaxBody, MaxLaunches: DefaultMaxLaunches},
+		API:  API{MaxBody: DefaultMaxBody, MaxLaunches: DefaultMaxLaunches, AdminOrg: auth.DefaultAdminOrg},
 		OTel: DefaultOTel(),
 	}
 }

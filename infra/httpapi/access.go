@@ -118,7 +118,8 @@ func (a *api) actAs(w http.ResponseWriter, r *http.Request, tenant *string, fiel
 	if *tenant == "" {
 		*tenant = p.Tenant
 	}
-	if *tenant != p.Tenant {
+	// A malformed tenant gets the handlers' 400 that names it.
+	if *tenant != p.Tenant && events.ValidID(*tenant) {
 		writeError(w, http.StatusForbidden, apiError{
 			Error: fmt.Sprintf("token %q acts for organization %q, not %q", p.Name, p.Tenant, *tenant),
 			Field: field, Rule: "tenant"})

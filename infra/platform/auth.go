@@ -40,12 +40,12 @@ func newAuth(cfg config.Config, log *slog.Logger) (apiAuth, error) {
 			return apiAuth{}, UsageError{fmt.Errorf("--auth-jwt-secret-file: %w", err)}
 		}
 	}
-	v, err := auth.NewVerifier(keys, jwt)
+	v, err := auth.NewVerifier(keys, jwt, auth.WithAdminOrg(cfg.AdminOrg))
 	if err != nil {
-		return apiAuth{}, err
+		return apiAuth{}, UsageError{fmt.Errorf("--auth-keys: %w", err)}
 	}
 	log.Info("API authentication on", "keys_file", cfg.AuthKeys != "", "jwt", cfg.AuthJWTSecretFile != "",
-		"admin_api", cfg.AdminAPI, "rate_limit", cfg.RateLimit)
+		"admin_api", cfg.AdminAPI, "admin_org", cfg.AdminOrg, "rate_limit", cfg.RateLimit)
 	return apiAuth{v}, nil
 }
 

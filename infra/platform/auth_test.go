@@ -38,7 +38,7 @@ func authStand(t *testing.T) (*replica, map[string]string) {
 	}{
 		{"acme", "acme", []auth.Role{auth.Publisher, auth.Reader}, nil},
 		{"globex", "globex", []auth.Role{auth.Publisher, auth.Reader}, nil},
-		{"ops", "ops", []auth.Role{auth.Admin}, nil},
+		{"ops", auth.DefaultAdminOrg, []auth.Role{auth.Admin}, nil},
 		{"rated", "acme", []auth.Role{auth.Reader}, nil},
 		{"expired", "acme", []auth.Role{auth.Reader}, &past},
 	} {
@@ -160,6 +160,12 @@ func TestAuthTenants(t *testing.T) {
 	}
 	if code := globex.call("POST", "/v1/launches", launchesOf("globex", "rocket", "l1"), &a); code != http.StatusForbidden || a.Field != "launches[0].app_id" {
 		t.Errorf("globex's launch of acme's app: %d %+v, want 403 on launches[0].app_id", code, a)
+	}
+	if code := acme.call("POST", "/v1/launches", launchesOf("bad org!", "rocket", "l8"), &a); code != http.StatusBadRequest || a.Field != "launches[0].org" {
+		t.Errorf("a malformed org: %d %+v, want 400 on launches[0].org", code, a)
+	}
+	if code := acme.call("POST", "/v1/commands", cmdOf("bad tenant!", "app.create", "x", "name", "X"), &a); code != http.StatusBadRequest || a.Field != "tenant" {
+		t.Errorf("a malformed tenant: %d %+v, want 400 on tenant", code, a)
 	}
 	if code := acme.call("POST", "/v1/launches", launchesOf("", "no such app", "l9"), &a); code != http.StatusBadRequest || a.Field != "launches[0].app_id" {
 		t.Errorf("a malformed app id: %d %+v, want 400 on launches[0].app_id", code, a)

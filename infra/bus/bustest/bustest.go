@@ -43,6 +43,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("NackRedeliversFromTheNackedMessage", func(t *testing.T) { nack(t, open(t, 4)) })
 	t.Run("StartsAtFindsTheFirstEventAtATime", func(t *testing.T) { startsAt(t, open(t, 4)) })
 	t.Run("MetadataReachesSubscribers", func(t *testing.T) { metadata(t, open(t, 4)) })
+	t.Run("SameIDOnAnotherAggregateIsNotADuplicate", func(t *testing.T) { idPerAggregate(t, open(t, 4)) })
 }
 
 func ctxOf(t *testing.T) context.Context {
@@ -121,6 +122,26 @@ func retried(t *testing.T, b Backend) {
 	}
 	if n, err := b.Log.Messages(ctx); err != nil || n != 2 {
 		t.Errorf("messages = %d, %v; want 2 (the retries deduplicated)", n, err)
+	}
+}
+
+// idPerAggregate: deduplication is per aggregate, so a producer reusing
+// another aggregate's event id (another tenant's, say) gets its own event
+// stored and cannot have the other's dropped; subscribers see the plain id.
+func idPerAggregate(t *testing.T, b Backend) {
+	ctx := ctxOf(t)
+	a := mustAppend(t, b, nil, Launch("shared-id", "app1", 1))[0]
+	other := mustAppend(t, b, nil, Launch("shared-id", "app2", 2))[0]
+	again := mustAppend(t, b, nil, Launch("shared-id", "app1", 1))[0]
+	if again != a {
+		t.Errorf("retry on app1 got position %d, first %d", again, a)
+	}
+	if n, err := b.Log.Messages(ctx); err != nil || n != 2 {
+		t.Fatalf("messages = %d, %v; want 2: the event of app2 stored beside app1's", n, err)
+	}
+	p := events.Partition("app2", b.Partitions)
+	if m := receive(t, b, p, other-1, 1)[0]; m.UUID != "shared-id" || m.Metadata.Get(bus.MetaAggregateID) != "app2" {
+		t.Errorf("delivered %s of %s, want shared-id of app2", m.UUID, m.Metadata.Get(bus.MetaAggregateID))
 	}
 }
 

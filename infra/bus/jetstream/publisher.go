@@ -151,7 +151,7 @@ func toNATS(topic string, m *message.Message) (*nats.Msg, []jetstream.PublishOpt
 			nm.Header.Set(k, v)
 		}
 	}
-	opts := []jetstream.PublishOpt{jetstream.WithMsgID(m.UUID)}
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(bus.DedupKey(m))}
 	if exp := m.Metadata.Get(bus.MetaExpected); exp != "" {
 		seq, err := strconv.ParseUint(exp, 10, 64)
 		if err != nil {

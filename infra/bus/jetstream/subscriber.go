@@ -140,7 +140,7 @@ func toWatermill(ctx context.Context, jm jetstream.Msg, topic string, part int) 
 	if err != nil {
 		return nil, fmt.Errorf("message metadata: %w", err)
 	}
-	id := jm.Headers().Get(nats.MsgIdHdr)
+	id := bus.EventIDOf(jm.Headers().Get(nats.MsgIdHdr))
 	m := message.NewMessageWithContext(ctx, id, jm.Data())
 	m.Metadata.Set(bus.MetaPosition, strconv.FormatUint(md.Sequence.Stream, 10))
 	m.Metadata.Set(bus.MetaPartition, strconv.Itoa(part))

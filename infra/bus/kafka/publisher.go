@@ -178,12 +178,14 @@ func (p *Publisher) deduplicated(ctx context.Context, msgs []*message.Message, r
 		_, err := p.produce(ctx, p.cl, msgs, recs)
 		return err
 	}
-	first := map[string]int{} // id → index of its first message
+	first := map[string]int{} // dedup key → index of its first message
+	keys := make([]string, len(msgs))
 	var ids []string
 	for i, m := range msgs {
-		if _, dup := first[m.UUID]; !dup {
-			first[m.UUID] = i
-			ids = append(ids, m.UUID)
+		keys[i] = bus.DedupKey(m)
+		if _, dup := first[keys[i]]; !dup {
+			first[keys[i]] = i
+			ids = append(ids, keys[i])
 		}
 	}
 	seen, err := p.cfg.Dedup.Reserve(ctx, ids, min(reserveTTL, p.cfg.DedupWindow))
@@ -196,7 +198,7 @@ func (p *Publisher) deduplicated(ctx context.Context, msgs []*message.Message, r
 		i := first[id]
 		switch pos := seen[j]; {
 		case pos == InFlight:
-			err = fmt.Errorf("publish %s: another publish of this event is in flight; retry", id)
+			err = fmt.Errorf("publish %s: another publish of this event is in flight; retry", msgs[i].UUID)
 		case pos > 0:
 			setPosition(msgs[i], pos)
 		default:
@@ -211,8 +213,9 @@ func (p *Publisher) deduplicated(ctx context.Context, msgs []*message.Message, r
 	}
 	sub := make([]*message.Message, len(todo))
 	subRecs := make([]*kgo.Record, len(todo))
+	subKeys := make([]string, len(todo))
 	for k, i := range todo {
-		sub[k], subRecs[k] = msgs[i], recs[i]
+		sub[k], subRecs[k], subKeys[k] = msgs[i], recs[i], keys[i]
 	}
 	stored, err := p.produce(ctx, p.cl, sub, subRecs)
 	var keep, drop []string
@@ -220,9 +223,9 @@ func (p *Publisher) deduplicated(ctx context.Context, msgs []*message.Message, r
 	for k, m := range sub {
 		if stored[k] {
 			pos, _ := bus.Position(m)
-			keep, positions = append(keep, m.UUID), append(positions, pos)
+			keep, positions = append(keep, subKeys[k]), append(positions, pos)
 		} else {
-			drop = append(drop, m.UUID)
+			drop = append(drop, subKeys[k])
 		}
 	}
 	// Stored records are remembered even when others failed, so the
@@ -238,7 +241,7 @@ func (p *Publisher) deduplicated(ctx context.Context, msgs []*message.Message, r
 		return err
 	}
 	for i, m := range msgs { // later copies of an id take its position
-		if j := first[m.UUID]; j != i {
+		if j := first[keys[i]]; j != i {
 			setPosition(m, positionOf(msgs[j]))
 		}
 	}
