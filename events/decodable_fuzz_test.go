@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -14,6 +15,11 @@ func FuzzDecodableMatchesEncodingJSON(f *testing.F) {
 		` {"a" : [ ] } `, `{}x`, `[[[[[[[[[[]]]]]]]]]]`, `1e`, `"\ud800"`, `tru`, `nul`,
 	} {
 		f.Add([]byte(s))
+	}
+	// Nesting at and past encoding/json's limit of 10,000 levels.
+	for _, n := range []int{maxNesting, maxNesting + 1, 50000} {
+		f.Add([]byte(strings.Repeat("[", n) + strings.Repeat("]", n)))
+		f.Add([]byte(`{"a":` + strings.Repeat(`{"a":`, n-1) + "1" + strings.Repeat("}", n)))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if got, want := decodable(b), json.Valid(b); got != want {
