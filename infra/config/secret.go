@@ -44,27 +44,19 @@ func (s *Secret) Set(v string) error {
 // NATS takes, or a MongoDB URI with several hosts) with the user
 // information of each (user:password@) replaced by [Redacted], for logs,
 // messages and -h.
+//
+// Everything before the last '@' of each URL's authority, up to its
+// scheme (or the start, for a URL without one), is user information: a
+// password holding '/', '?', ',' or '@' unescaped is redacted too, at the
+// price of redacting more than needed when a query holds an '@'.
 func RedactURL(s string) string {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "://")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		b.WriteString(s[:i+3])
-		s = s[i+3:]
-		// The authority ends at the path, the query, or the next URL's
-		// scheme (whose "//" starts with a slash).
-		end := strings.IndexAny(s, "/?")
-		if end < 0 {
-			end = len(s)
-		}
-		if at := strings.LastIndex(s[:end], "@"); at >= 0 {
-			b.WriteString(Redacted)
-			s = s[at:]
+	parts := strings.Split(s, "://")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			parts[i] = Redacted + p[at:]
 		}
 	}
+	return strings.Join(parts, "://")
 }
 
 // URLVar defines a flag holding URLs, its default taken from the

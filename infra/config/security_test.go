@@ -145,8 +145,15 @@ func TestRedactURL(t *testing.T) {
 		"tls://u:p,w@h1:4222":                         "tls://REDACTED@h1:4222",
 		"mongodb://u:p@ss@m1,m2/?replicaSet=rs0":      "mongodb://REDACTED@m1,m2/?replicaSet=rs0",
 		"mongodb+srv://u:p@c.example.com/db?tls=true": "mongodb+srv://REDACTED@c.example.com/db?tls=true",
-		"mongodb://m1:27017/?appName=a@b":             "mongodb://m1:27017/?appName=a@b",
-		"":                                            "",
+		"mongodb://u:pa/ss@h/db":                      "mongodb://REDACTED@h/db",
+		"mongodb://u:pa?ss@h/db":                      "mongodb://REDACTED@h/db",
+		"evflow:pw@h1:4222":                           "REDACTED@h1:4222",
+		"evflow:pw@h1:4222,evflow:pw@h2:4222":         "REDACTED@h2:4222",
+		// Over-redacted, the safe side: an '@' in a query cannot be told
+		// from one in an unescaped password.
+		"mongodb://m1:27017/?appName=a@b": "mongodb://REDACTED@b",
+		"nats://h1:4222":                  "nats://h1:4222",
+		"":                                "",
 	} {
 		if got := config.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

@@ -211,9 +211,14 @@ func (a *api) app(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if p, authed := principal(r.Context()); found && authed && !mayRead(app, p.Tenant) {
-		writeError(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("organization %q neither owns app %q nor was granted it", p.Tenant, id), Rule: "tenant"})
-		return
+	if p, authed := principal(r.Context()); found && authed {
+		if !mayRead(app, p.Tenant) {
+			writeError(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("organization %q neither owns app %q nor was granted it", p.Tenant, id), Rule: "tenant"})
+			return
+		}
+		if app.Tenant != p.Tenant {
+			app.Grants = []string{p.Tenant} // a grantee sees its own grant, not the others'
+		}
 	}
 	if !found {
 		writeError(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("app %q not found", id)})

@@ -101,6 +101,9 @@ func (l *limiters) allow(name string) (bool, float64) {
 	l.mu.Lock()
 	lim, ok := l.by[name]
 	if !ok {
+		if len(l.by) >= maxLimiters {
+			l.evictIdle()
+		}
 		lim = rate.NewLimiter(l.rate, l.burst)
 		l.by[name] = lim
 	}
@@ -111,6 +114,20 @@ func (l *limiters) allow(name string) (bool, float64) {
 		return false, d.Seconds()
 	}
 	return true, 0
+}
+
+// maxLimiters is how many tokens' buckets are kept before idle ones are
+// dropped.
+const maxLimiters = 10_000
+
+// evictIdle drops the buckets that are full again: their tokens have been
+// idle long enough that a new bucket is the same.
+func (l *limiters) evictIdle() {
+	for name, lim := range l.by {
+		if lim.Tokens() >= float64(l.burst) {
+			delete(l.by, name)
+		}
+	}
 }
 
 // principal returns the request's principal, and false when the API runs

@@ -53,3 +53,20 @@ func newAuth(cfg config.Config, log *slog.Logger) (apiAuth, error) {
 func (l *liveStores) AppsOf(ctx context.Context, tenant string) ([]string, error) {
 	return l.apps.Load().AppsOf(ctx, tenant)
 }
+
+// LaunchCounts implements httpapi.Tenancy: from Redis, or from MongoDB's
+// daily stats (one read per app) while Redis is rebuilt.
+func (l *liveStores) LaunchCounts(ctx context.Context, day string, ids []string) ([]int64, error) {
+	if h := l.hot.Load(); h.ready {
+		return h.store.LaunchCounts(ctx, day, ids)
+	}
+	out := make([]int64, len(ids))
+	for i, id := range ids {
+		n, err := l.DailyLaunches(ctx, id, day)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n
+	}
+	return out, nil
+}

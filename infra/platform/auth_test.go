@@ -211,6 +211,16 @@ func TestAuthTenants(t *testing.T) {
 		}
 		return nil
 	})
+	acme.command(cmdOf("", "app.grant", "rocket", "org", "initech"))
+	appWhere(acmeJWT, "rocket", func(a projections.App) error {
+		if len(a.Grants) != 2 {
+			return fmt.Errorf("grants %v", a.Grants)
+		}
+		return nil
+	})
+	if code := globex.call("GET", "/v1/apps/rocket", nil, &app); code != http.StatusOK || len(app.Grants) != 1 || app.Grants[0] != "globex" {
+		t.Errorf("globex reads rocket: %d, grants %v; want only its own grant shown", code, app.Grants)
+	}
 	if code := globex.call("POST", "/v1/launches", launchesOf("globex", "rocket", "l6"), &a); code != http.StatusAccepted {
 		t.Fatalf("globex's launch of a granted app: %d %+v", code, a)
 	}

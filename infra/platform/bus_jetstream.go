@@ -68,7 +68,7 @@ func newJetStreamBus(lc fx.Lifecycle, cfg config.Config, log *slog.Logger) (*Bus
 	}
 	pub := evjs.NewPublisher(js, evjs.PublisherConfig{})
 	return &Bus{
-		Kind: config.BusJetStream, URL: redactURL(url), Topic: evjs.DefaultTopic,
+		Kind: config.BusJetStream, URL: config.RedactURL(url), Topic: evjs.DefaultTopic,
 		Publisher:   pub,
 		Appender:    bus.NewAppender(pub, evjs.DefaultTopic, cfg.Partitions),
 		Heads:       evjs.NewHeads(stream, evjs.DefaultTopic, cfg.Partitions),

@@ -26,7 +26,7 @@ func connectNATS(cfg config.Config, url, name string, embedded bool, extra ...na
 	}
 	nc, err := nats.Connect(url, append(append(opts, nats.Name(name)), extra...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", config.RedactURL(url), err)
 	}
 	return nc, nil
 }

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -215,17 +214,4 @@ func newReplica(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prome
 		},
 	})
 	return r
-}
-
-// redactURL drops credentials from URLs before they are logged.
-func redactURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		if at := strings.LastIndex(p, "@"); at >= 0 {
-			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
-				parts[i] = p[:scheme+3] + "REDACTED@" + p[at+1:]
-			}
-		}
-	}
-	return strings.Join(parts, ",")
 }

@@ -59,6 +59,28 @@ func (s *Store) Launches(ctx context.Context, appID, day string) (count, uniqueD
 	return count, uniqueDevices, nil
 }
 
+// LaunchCounts returns the launch count of each app of ids on day, in one
+// pipelined round of HGETs (0 for an app with none).
+func (s *Store) LaunchCounts(ctx context.Context, day string, ids []string) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	b := s.client.B()
+	cmds := make(rueidis.Commands, len(ids))
+	for i, id := range ids {
+		cmds[i] = b.Hget().Key(s.keys.launches(id, day)).Field(fieldCount).Build()
+	}
+	out := make([]int64, len(ids))
+	for i, res := range s.client.DoMulti(ctx, cmds...) {
+		n, err := res.AsInt64()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			return nil, fmt.Errorf("read launches of %d apps on %s: %w", len(ids), day, err)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
 // Top returns up to n apps with the most launches on day, by launches
 // descending, then app id ascending. It is empty (not nil) when n is 0 or
 // nothing was counted that day; a negative n is an error.
