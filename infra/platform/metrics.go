@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +28,17 @@ type replicaCollector struct {
 	partitions []string // label values, "0" to "P-1"
 
 	applied, parked, skipped, owned, lag, takeovers *prometheus.Desc
+
+	// lags caches the lag of each projection for lagTTL: a scrape reads
+	// the heads and every partition's checkpoint, which scrapers (open to
+	// anyone who reaches /metrics) must not multiply.
+	mu     sync.Mutex
+	lagsAt time.Time
+	lags   map[string][]uint64 // by projection; absent: unknown
 }
+
+// lagTTL is how long a scrape's lags are served again.
+const lagTTL = time.Second
 
 // registerReplicaMetrics registers the replica's [replicaCollector] on reg,
 // and shows every projection's rebuilds counter from the start, at 0.
@@ -87,12 +98,30 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.owned, prometheus.GaugeValue, v, name, label)
 		}
 	}
+	for _, r := range c.runners {
+		for p, lag := range c.lagsNow()[r.Name()] {
+			if p < len(c.partitions) {
+				ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(lag), r.Name(), c.partitions[p])
+			}
+		}
+	}
+}
+
+// lagsNow returns the projections' lags, read at most once per lagTTL;
+// concurrent scrapes wait for one read.
+func (c *replicaCollector) lagsNow() map[string][]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.lagsAt) < lagTTL {
+		return c.lags
+	}
+	c.lags, c.lagsAt = map[string][]uint64{}, time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	heads, err := c.b.Log.Heads(ctx)
 	if err != nil {
 		c.log.Debug("metrics: no lag: heads unavailable", "err", err)
-		return
+		return c.lags
 	}
 	for _, r := range c.runners {
 		ps := projectionStatus(ctx, r, heads)
@@ -100,10 +129,7 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 			c.log.Debug("metrics: no lag", "projection", r.Name(), "err", ps.Error)
 			continue
 		}
-		for p, lag := range ps.Lag {
-			if p < len(c.partitions) {
-				ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(lag), r.Name(), c.partitions[p])
-			}
-		}
+		c.lags[r.Name()] = ps.Lag
 	}
+	return c.lags
 }
