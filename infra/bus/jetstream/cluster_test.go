@@ -243,7 +243,7 @@ func connect(t *testing.T, urls string, opts ...nats.Option) jetstream.JetStream
 }
 
 // readAll reads the whole stream with an ordered consumer and returns its
-// message count and how often it holds each event id (Nats-Msg-Id).
+// message count and how often it holds each event id (from its Nats-Msg-Id, bus.DedupKey).
 func readAll(ctx context.Context, t *testing.T, js jetstream.JetStream) (uint64, map[string]int) {
 	t.Helper()
 	s, err := js.Stream(ctx, evjs.DefaultStream)
@@ -266,7 +266,7 @@ func readAll(ctx context.Context, t *testing.T, js jetstream.JetStream) (uint64,
 		if err != nil {
 			t.Fatalf("read message %d of %d: %v", n+1, want, err)
 		}
-		got[m.Headers().Get(nats.MsgIdHdr)]++
+		got[bus.EventIDOf(m.Headers().Get(nats.MsgIdHdr))]++
 	}
 	return want, got
 }
