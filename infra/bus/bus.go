@@ -7,8 +7,10 @@
 // message.Subscriber with these semantics:
 //
 //   - Publish returns only after the broker has stored every message; it
-//     sets [MetaPosition] on each message it stored, and fails with an error
-//     wrapping events.ErrConflict when [MetaExpected] no longer holds.
+//     sets [MetaPosition] on each message it stored, and [MetaDuplicate] on
+//     each it found stored already (a retry: the position is the first
+//     copy's), and fails with an error wrapping events.ErrConflict when
+//     [MetaExpected] no longer holds.
 //   - A subscription to [PartitionTopic] delivers that partition's messages
 //     in stream order, each with [MetaPosition] and [MetaPartition] set,
 //     and [MetaAggregateType] and [MetaAggregateID] where the backend
@@ -39,6 +41,9 @@ const (
 	// MetaExpected, when set on a published message, is the position the
 	// aggregate's last event must have for the publish to succeed.
 	MetaExpected = "evflow_expected"
+	// MetaDuplicate is set ("1") by Publish on a message the broker had
+	// stored already under its [DedupKey].
+	MetaDuplicate = "evflow_duplicate"
 )
 
 // ToMessage encodes an envelope as a Watermill message addressed to its

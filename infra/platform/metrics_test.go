@@ -56,6 +56,22 @@ func testMetricsMoveUnderLoad(t *testing.T, s *stand) {
 	}
 	r.caughtUp()
 	testenv.WaitFor(t, 10*time.Second, func() error { return checkMetrics(r, s.cfg, sent+1, 1, 1) })
+
+	// A retried batch is stored once: duplicates, not published events.
+	if code := r.call("POST", "/v1/launches", launches("weather", ids[:30], []string{"d1", "d2"}), nil); code != http.StatusAccepted {
+		t.Fatalf("launches again: %d", code)
+	}
+	mfs, err := r.metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	launch := map[string]string{"bus": s.cfg.Bus, "kind": "launch"}
+	if d, err := sample(mfs, "evflow_events_duplicate_total", launch, false); err != nil || d.total() != 30 {
+		t.Errorf("evflow_events_duplicate_total = %v, %v; want 30", d, err)
+	}
+	if p, err := sample(mfs, "evflow_events_published_total", launch, false); err != nil || p.total() != 50+1 {
+		t.Errorf("evflow_events_published_total = %v, %v; want 51, the retry not counted", p, err)
+	}
 }
 
 // checkMetrics checks what a replica that owns every partition reports

@@ -31,6 +31,7 @@ const (
 // label value is bounded: buses, kinds, reasons, projections.
 type Metrics struct {
 	published       *prometheus.CounterVec   // bus, kind
+	duplicates      *prometheus.CounterVec   // bus, kind
 	publishFailures *prometheus.CounterVec   // bus, kind, reason
 	publishDuration *prometheus.HistogramVec // bus, kind
 	applyFailures   *prometheus.CounterVec   // projection
@@ -43,7 +44,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evflow_events_published_total",
-			Help: "Events the broker stored for this replica, by bus and kind of publish (command: conditional append; launch: ingestion).",
+			Help: "Events the broker stored for this replica, by bus and kind of publish (command: conditional append; launch: ingestion); retries it had stored already are evflow_events_duplicate_total.",
+		}, []string{"bus", "kind"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evflow_events_duplicate_total",
+			Help: "Events published again that the broker had stored already (a retry, deduplicated by aggregate and event id), by bus and kind.",
 		}, []string{"bus", "kind"}),
 		publishFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evflow_publish_failures_total",
@@ -69,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"projection"}),
 	}
-	for _, c := range []prometheus.Collector{m.published, m.publishFailures, m.publishDuration, m.applyFailures, m.batchSize, m.applyDuration} {
+	for _, c := range []prometheus.Collector{m.published, m.duplicates, m.publishFailures, m.publishDuration, m.applyFailures, m.batchSize, m.applyDuration} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("telemetry: register metrics: %w", err)
 		}

@@ -44,6 +44,7 @@ type Publisher struct {
 type publishMetrics struct {
 	kind               string
 	published          prometheus.Counter
+	duplicates         prometheus.Counter
 	conflicts, errored prometheus.Counter
 	took               prometheus.Observer
 }
@@ -62,11 +63,12 @@ func NewPublisher(next message.Publisher, cfg PublisherConfig) *Publisher {
 	for i, kind := range []string{KindCommand, KindLaunch} {
 		m := cfg.Metrics
 		p.kinds[i] = publishMetrics{
-			kind:      kind,
-			published: m.published.WithLabelValues(cfg.Bus, kind),
-			conflicts: m.publishFailures.WithLabelValues(cfg.Bus, kind, ReasonConflict),
-			errored:   m.publishFailures.WithLabelValues(cfg.Bus, kind, ReasonError),
-			took:      m.publishDuration.WithLabelValues(cfg.Bus, kind),
+			kind:       kind,
+			published:  m.published.WithLabelValues(cfg.Bus, kind),
+			duplicates: m.duplicates.WithLabelValues(cfg.Bus, kind),
+			conflicts:  m.publishFailures.WithLabelValues(cfg.Bus, kind, ReasonConflict),
+			errored:    m.publishFailures.WithLabelValues(cfg.Bus, kind, ReasonError),
+			took:       m.publishDuration.WithLabelValues(cfg.Bus, kind),
 		}
 	}
 	return p
@@ -90,7 +92,16 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	switch {
 	case err == nil:
 		m.took.Observe(time.Since(start).Seconds())
-		m.published.Add(float64(len(msgs)))
+		dups := 0
+		for _, msg := range msgs {
+			if msg.Metadata.Get(bus.MetaDuplicate) != "" {
+				dups++
+			}
+		}
+		m.published.Add(float64(len(msgs) - dups))
+		if dups > 0 {
+			m.duplicates.Add(float64(dups))
+		}
 	case errors.Is(err, events.ErrConflict):
 		m.conflicts.Inc()
 	default:

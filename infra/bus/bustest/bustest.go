@@ -123,6 +123,21 @@ func retried(t *testing.T, b Backend) {
 	if n, err := b.Log.Messages(ctx); err != nil || n != 2 {
 		t.Errorf("messages = %d, %v; want 2 (the retries deduplicated)", n, err)
 	}
+	// Publish marks the copies it found stored, and only those.
+	var msgs []*message.Message
+	for _, env := range []events.Envelope{e, Launch("third-id", "app1", 3)} {
+		m, err := bus.ToMessage(env, b.Partitions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	if err := b.Publisher.Publish(b.Topic, msgs...); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if d0, d1 := msgs[0].Metadata.Get(bus.MetaDuplicate), msgs[1].Metadata.Get(bus.MetaDuplicate); d0 != "1" || d1 != "" {
+		t.Errorf("%s on the retry %q, on a new event %q; want \"1\" and none", bus.MetaDuplicate, d0, d1)
+	}
 }
 
 // idPerAggregate: deduplication is per aggregate, so a producer reusing

@@ -122,6 +122,9 @@ func (p *Publisher) attempt(ctx context.Context, topic string, msgs []*message.M
 		select {
 		case ack := <-futures[j].Ok():
 			msgs[i].Metadata.Set(bus.MetaPosition, strconv.FormatUint(ack.Sequence, 10))
+			if ack.Duplicate {
+				msgs[i].Metadata.Set(bus.MetaDuplicate, "1")
+			}
 		case err := <-futures[j].Err():
 			if isWrongLastSeq(err) {
 				return nil, fmt.Errorf("publish %s: %w: %v", msgs[i].UUID, events.ErrConflict, err)

@@ -201,6 +201,7 @@ func (p *Publisher) deduplicated(ctx context.Context, msgs []*message.Message, r
 			err = fmt.Errorf("publish %s: another publish of this event is in flight; retry", msgs[i].UUID)
 		case pos > 0:
 			setPosition(msgs[i], pos)
+			msgs[i].Metadata.Set(bus.MetaDuplicate, "1")
 		default:
 			todo, reserved = append(todo, i), append(reserved, id)
 		}
@@ -243,6 +244,7 @@ func (p *Publisher) deduplicated(ctx context.Context, msgs []*message.Message, r
 	for i, m := range msgs { // later copies of an id take its position
 		if j := first[keys[i]]; j != i {
 			setPosition(m, positionOf(msgs[j]))
+			m.Metadata.Set(bus.MetaDuplicate, "1")
 		}
 	}
 	return nil
