@@ -40,22 +40,22 @@ return 1
 // the stored position, adds their devices to the day's HyperLogLog and
 // stores the highest position counted.
 // KEYS[1] counter hash, KEYS[2] HyperLogLog; ARGV pairs (position, device)
-// in increasing position order. Returns the number of launches counted.
+// in strictly increasing position order (ApplyHot merges groups into that
+// shape), so the launches to count are those from the first position above
+// the stored one: usually the first, compared once. Returns the number of
+// launches counted.
 const launchesLua = luaGreater + luaFields + `
 local cur = redis.call('HGET', KEYS[1], F_POS) or '0'
+local i = 1
+while i <= #ARGV and not gt(ARGV[i], cur) do i = i + 2 end
+if i > #ARGV then return 0 end
 local devs = {}
-for i = 1, #ARGV, 2 do
-  if gt(ARGV[i], cur) then
-    cur = ARGV[i]
-    devs[#devs + 1] = ARGV[i + 1]
-  end
-end
+for j = i + 1, #ARGV, 2 do devs[#devs + 1] = ARGV[j] end
 local n = #devs
-if n == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], F_COUNT, n)
-redis.call('HSET', KEYS[1], F_POS, cur)
-for i = 1, n, 1000 do
-  redis.call('PFADD', KEYS[2], unpack(devs, i, math.min(i + 999, n)))
+redis.call('HSET', KEYS[1], F_POS, ARGV[#ARGV - 1])
+for k = 1, n, 1000 do
+  redis.call('PFADD', KEYS[2], unpack(devs, k, math.min(k + 999, n)))
 end
 return n
 `
@@ -63,19 +63,16 @@ return n
 // topLua adds the launches of one (app, day) group above the app's guard
 // to the day's sorted set and moves the guard.
 // KEYS[1] sorted set, KEYS[2] guard hash; ARGV app id, then positions in
-// increasing order. Returns the number of launches added.
+// strictly increasing order (see launchesLua). Returns the number of
+// launches added.
 const topLua = luaGreater + luaFields + `
 local cur = redis.call('HGET', KEYS[2], ARGV[1]) or '0'
-local n = 0
-for i = 2, #ARGV do
-  if gt(ARGV[i], cur) then
-    cur = ARGV[i]
-    n = n + 1
-  end
-end
-if n == 0 then return 0 end
+local i = 2
+while i <= #ARGV and not gt(ARGV[i], cur) do i = i + 1 end
+local n = #ARGV - i + 1
+if n <= 0 then return 0 end
 redis.call('ZINCRBY', KEYS[1], n, ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], cur)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[#ARGV])
 return n
 `
 
