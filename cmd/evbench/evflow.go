@@ -41,6 +41,7 @@ func measureEvflow(ctx context.Context, st *stand, cfg config, r *results) error
 		{"http", measureHTTP},
 	} {
 		began := time.Now()
+		collect()
 		if err := m.run(ctx, e, r); err != nil {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
@@ -66,12 +67,14 @@ func measureBacklog(ctx context.Context, e *evEnv, r *results) error {
 	if err := measurePublish(ctx, e, s, gen, r); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
+	collect()
 	if err := measureDrain(ctx, e, s, gen, r); err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
 	if err := e.flushRedis(ctx); err != nil {
 		return err
 	}
+	collect()
 	if err := measureReplay(ctx, e, s, gen, r); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}

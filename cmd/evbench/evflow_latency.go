@@ -21,7 +21,8 @@ const (
 // measureLatency is evflow.latency.p50 and evflow.latency.p99: on a fresh
 // stream with a runner of the Redis projection consuming every partition
 // (warmed up first), launches are published at cfg.Rate for
-// cfg.LatencyFor, paced in 1 ms ticks (util.go's paced). Each launch
+// cfg.LatencyWarm, unrecorded, then cfg.LatencyFor, paced in 1 ms ticks
+// (util.go's paced), as the raw run does. Each launch
 // carries its intended send time as its time (At, and so the envelope's
 // OccurredAt); latencySenders goroutines ingest what is waiting, in
 // batches of up to latencyBatch, through the SDK path. The projection is
@@ -53,7 +54,7 @@ func measureLatency(ctx context.Context, e *evEnv, r *results) error {
 	if err := warmUp(ctx, s, run, ing, gen); err != nil {
 		return err
 	}
-	timed.reset()
+	timed.reset(time.Now().Add(e.cfg.LatencyWarm))
 
 	stop := startProfile("latency", e.log)
 	sent, err := sendPaced(ctx, e.cfg, ing, gen)
@@ -74,8 +75,9 @@ func measureLatency(ctx context.Context, e *evEnv, r *results) error {
 	return nil
 }
 
-// sendPaced publishes launches at cfg.Rate for cfg.LatencyFor, each with
-// its intended send time, and returns how many it sent once all were acked.
+// sendPaced publishes launches at cfg.Rate for cfg.LatencyWarm and
+// cfg.LatencyFor, each with its intended send time, and returns how many it
+// sent once all were acked.
 func sendPaced(ctx context.Context, cfg config, ing handlers.Ingester, gen launchGen) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -107,7 +109,7 @@ func sendPaced(ctx context.Context, cfg config, ing handlers.Ingester, gen launc
 		})
 	}
 	seq := warmLaunches
-	sent, err := paced(ctx, cfg.Rate, cfg.LatencyFor, func(at time.Time) error {
+	sent, err := paced(ctx, cfg.Rate, cfg.LatencyWarm+cfg.LatencyFor, func(at time.Time) error {
 		select {
 		case queue <- gen.launch(seq, at):
 			seq++
@@ -131,6 +133,8 @@ func sendPaced(ctx context.Context, cfg config, ing handlers.Ingester, gen launc
 type timedProjector struct {
 	projections.Projector
 	mu      sync.Mutex
+	from    time.Time // launches intended before it are counted, not sampled
+	applied int
 	samples []time.Duration
 }
 
@@ -145,17 +149,21 @@ func (t *timedProjector) Apply(ctx context.Context, partition int, batch []proje
 	defer t.mu.Unlock()
 	for _, e := range batch {
 		if l, ok := e.Payload.(*events.AppLaunched); ok {
-			t.samples = append(t.samples, now.Sub(l.At))
+			t.applied++
+			if !l.At.Before(t.from) {
+				t.samples = append(t.samples, now.Sub(l.At))
+			}
 		}
 	}
 	return nil
 }
 
-// reset forgets the samples recorded so far.
-func (t *timedProjector) reset() {
+// reset forgets what was recorded so far; launches intended from on are
+// sampled.
+func (t *timedProjector) reset(from time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.samples = nil
+	t.samples, t.applied, t.from = nil, 0, from
 }
 
 // await waits until n launches were recorded; more than n means a launch
@@ -164,7 +172,7 @@ func (t *timedProjector) await(ctx context.Context, n int, timeout time.Duration
 	deadline := time.Now().Add(timeout)
 	for {
 		t.mu.Lock()
-		got := len(t.samples)
+		got := t.applied
 		t.mu.Unlock()
 		switch {
 		case got == n:

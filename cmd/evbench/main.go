@@ -33,8 +33,11 @@ type config struct {
 	Live time.Duration
 	// Rate is the fixed publish rate of the latency runs, events/s.
 	Rate int
-	// LatencyFor is how long each latency run lasts.
-	LatencyFor time.Duration
+	// LatencyFor is how long each latency run records, after LatencyWarm
+	// at the same rate unrecorded: the figures are of a steady state, not
+	// of the first seconds (heap growth, first GC cycles, connections'
+	// buffers), in the raw run and evflow's alike.
+	LatencyFor, LatencyWarm time.Duration
 	// Partitions of the event stream.
 	Partitions int
 	// Smoke: tiny sizes, no targets.
@@ -48,22 +51,23 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("evbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := config{Events: 200_000, Live: 30 * time.Second, Rate: 10_000, LatencyFor: 10 * time.Second, Partitions: 16}
+	cfg := config{Events: 200_000, Live: 30 * time.Second, Rate: 10_000, LatencyFor: 10 * time.Second, LatencyWarm: 3 * time.Second, Partitions: 16}
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
 	fs.BoolVar(&cfg.Smoke, "smoke", false, "a few seconds with small sizes, no targets: checks the program still runs")
 	fs.IntVar(&cfg.Events, "events", cfg.Events, "events per backlog and publish run")
 	fs.DurationVar(&cfg.Live, "live", cfg.Live, "length of the live end-to-end run (at least 30s for the target)")
 	fs.IntVar(&cfg.Rate, "rate", cfg.Rate, "fixed publish rate of the latency runs, events/s")
-	fs.DurationVar(&cfg.LatencyFor, "latency-for", cfg.LatencyFor, "length of each latency run")
+	fs.DurationVar(&cfg.LatencyFor, "latency-for", cfg.LatencyFor, "length of each latency run, recorded")
+	fs.DurationVar(&cfg.LatencyWarm, "latency-warm", cfg.LatencyWarm, "warm-up of each latency run at the same rate, not recorded")
 	verbose := fs.Bool("v", false, "log progress to stderr")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if cfg.Smoke {
-		cfg.Events, cfg.Live, cfg.LatencyFor, cfg.Rate = 2_000, 2*time.Second, time.Second, 1_000
+		cfg.Events, cfg.Live, cfg.LatencyFor, cfg.LatencyWarm, cfg.Rate = 2_000, 2*time.Second, time.Second, 200*time.Millisecond, 1_000
 	}
-	if cfg.Events < 100 || cfg.Rate < 1 || cfg.Live <= 0 || cfg.LatencyFor <= 0 {
-		fmt.Fprintln(stderr, "evbench: --events must be at least 100, --rate at least 1, --live and --latency-for positive")
+	if cfg.Events < 100 || cfg.Rate < 1 || cfg.Live <= 0 || cfg.LatencyFor <= 0 || cfg.LatencyWarm < 0 {
+		fmt.Fprintln(stderr, "evbench: --events must be at least 100, --rate at least 1, --live and --latency-for positive, --latency-warm not negative")
 		return 2
 	}
 	level := slog.LevelWarn

@@ -47,12 +47,14 @@ func measureNaive(ctx context.Context, st *stand, cfg config, r *results) error 
 		return err
 	}
 	n := min(cfg.Events, naivePublishMax)
+	collect()
 	took, err := naivePublish(ctx, st, js, n, cfg.Partitions)
 	if err != nil {
 		return fmt.Errorf("naive publish: %w", err)
 	}
 	r.add("naive.publish", "naive", "watermill-nats publish, one message a call (TrackMsgId)", rate(n, took), "events/s")
 	n = min(cfg.Events, naiveConsumeMax)
+	collect()
 	if took, err = naiveConsume(ctx, st, js, n, cfg.Partitions); err != nil {
 		return fmt.Errorf("naive consume: %w", err)
 	}

@@ -50,6 +50,7 @@ func measureRaw(ctx context.Context, st *stand, cfg config, r *results) error {
 	}
 	defer rawDeleteStream(js, rawStream)
 
+	collect()
 	took, err := rawPublish(ctx, nc, rawTopic, cfg)
 	if err != nil {
 		return fmt.Errorf("raw publish: %w", err)
@@ -58,18 +59,22 @@ func measureRaw(ctx context.Context, st *stand, cfg config, r *results) error {
 	if err := rawCheckStored(ctx, stream, cfg.Events); err != nil {
 		return err
 	}
+	collect()
 	if took, err = rawConsume(ctx, st, cfg.Events); err != nil {
 		return fmt.Errorf("raw consume: %w", err)
 	}
 	r.add("raw.consume", "raw", "JetStream durable pull consume, ack each", rate(cfg.Events, took), "events/s")
+	collect()
 	if took, err = rawOrdered(ctx, st, cfg.Events); err != nil {
 		return fmt.Errorf("raw ordered read: %w", err)
 	}
 	r.add("raw.ordered", "raw", "JetStream ordered consumer read (replay, no acks)", rate(cfg.Events, took), "events/s")
+	collect()
 	if took, err = rawRedis(ctx, st, cfg.Events); err != nil {
 		return fmt.Errorf("raw redis: %w", err)
 	}
 	r.add("raw.redis", "raw", "Redis idempotent Lua op (SET NX + INCR), auto-pipelined", rate(cfg.Events, took), "ops/s")
+	collect()
 	p, err := rawLatency(ctx, st, cfg)
 	if err != nil {
 		return fmt.Errorf("raw latency: %w", err)

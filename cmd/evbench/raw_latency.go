@@ -13,13 +13,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// rawLatency publishes at cfg.Rate events/s for cfg.LatencyFor (paced, see
-// [paced]) with JetStream async publish on one connection, each 256-byte
-// event carrying its intended send time in its first 8 bytes, and receives
-// them with an ordered consumer on another connection, started before the
-// first publish. A sample is receive time − intended send time, so a
-// publisher falling behind its schedule shows as latency. It returns the
-// p50 and p99 in milliseconds, once every event has arrived. Method of
+// rawLatency publishes at cfg.Rate events/s for cfg.LatencyWarm and then
+// cfg.LatencyFor (paced, see [paced]) with JetStream async publish on one
+// connection, each 256-byte event carrying its intended send time in its
+// first 8 bytes, and receives them with an ordered consumer on another
+// connection, started before the first publish. A sample is receive time −
+// intended send time, so a publisher falling behind its schedule shows as
+// latency; the events of the warm-up give none. It returns the p50 and p99
+// in milliseconds, once every event has arrived. Method of
 // raw.latency.p50 and raw.latency.p99, to compare with evflow's publish →
 // projected latency at the same rate.
 func rawLatency(ctx context.Context, st *stand, cfg config) ([]float64, error) {
@@ -56,10 +57,16 @@ func rawLatency(ctx context.Context, st *stand, cfg config) ([]float64, error) {
 	expected := int(float64(cfg.Rate)*cfg.LatencyFor.Seconds()) + 1
 	var mu sync.Mutex
 	samples := make([]time.Duration, 0, expected)
+	got := 0
+	from := time.Now().Add(cfg.LatencyWarm) // set again just before the first publish
 	cc, err := oc.Consume(func(m jetstream.Msg) {
-		d := time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(m.Data()))))
+		at := time.Unix(0, int64(binary.BigEndian.Uint64(m.Data())))
+		d := time.Since(at)
 		mu.Lock()
-		samples = append(samples, d)
+		got++
+		if !at.Before(from) {
+			samples = append(samples, d)
+		}
 		mu.Unlock()
 	}, jetstream.PullMaxMessages(rawPullBatch))
 	if err != nil {
@@ -69,11 +76,14 @@ func rawLatency(ctx context.Context, st *stand, cfg config) ([]float64, error) {
 	received := func() int {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(samples)
+		return got
 	}
 
 	i := 0
-	sent, err := paced(ctx, cfg.Rate, cfg.LatencyFor, func(at time.Time) error {
+	mu.Lock()
+	from = time.Now().Add(cfg.LatencyWarm)
+	mu.Unlock()
+	sent, err := paced(ctx, cfg.Rate, cfg.LatencyWarm+cfg.LatencyFor, func(at time.Time) error {
 		data := make([]byte, len(payload))
 		copy(data, payload)
 		binary.BigEndian.PutUint64(data, uint64(at.UnixNano()))

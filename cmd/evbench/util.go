@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -62,3 +63,9 @@ func percentiles(ds []time.Duration, ps ...float64) ([]float64, error) {
 
 // rate is n events over d, per second.
 func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
+
+// collect runs a garbage collection before a measurement, as testing.B does
+// before a benchmark: each figure then starts from a collected heap, not
+// from the garbage of the one before (the live run leaves hundreds of MB,
+// whose collection would otherwise fall in the next run's latencies).
+func collect() { runtime.GC() }
