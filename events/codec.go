@@ -26,10 +26,18 @@ func Marshal(e Envelope) ([]byte, error) {
 		}
 		// Valid JSON that go-json will not compact: a number beyond
 		// float64 (1e999). Unmarshal takes it, so Marshal must too.
-		if b, err = stdjson.Marshal(e); err == nil {
-			return b, nil
+		if b, err = stdjson.Marshal(e); err != nil {
+			return nil, fmt.Errorf("marshal event %q: %w", e.ID, err)
 		}
-		return nil, fmt.Errorf("marshal event %q: %w", e.ID, err)
+	}
+	// What Unmarshal would refuse must not be published: the broker would
+	// store it and every consumer park it. Escaping (of <, >, & and more)
+	// can grow Data up to 6 times; go-json compacts nesting of any depth.
+	if len(b) > maxEnvelope {
+		return nil, fmt.Errorf("marshal event %q: %w", e.ID, &FieldError{Field: "data", Reason: fmt.Sprintf("the event encodes to %d bytes, over the limit of %d", len(b), maxEnvelope)})
+	}
+	if nested(b) && !stdjson.Valid(b) {
+		return nil, fmt.Errorf("marshal event %q: %w", e.ID, &FieldError{Field: "data", Reason: "nests deeper than 10000 levels"})
 	}
 	return b, nil
 }
@@ -70,10 +78,15 @@ func Unmarshal(b []byte) (Envelope, error) {
 // encoding/json iterates and refuses more than 10,000 levels: an input
 // with that many brackets goes to encoding/json.
 func decodable(b []byte) bool {
-	if bytes.Count(b, []byte{'['})+bytes.Count(b, []byte{'{'}) > maxNesting {
+	if nested(b) {
 		return stdjson.Valid(b)
 	}
 	return gjson.ValidBytes(b)
+}
+
+// nested reports whether b has brackets enough to nest past maxNesting.
+func nested(b []byte) bool {
+	return bytes.Count(b, []byte{'['})+bytes.Count(b, []byte{'{'}) > maxNesting
 }
 
 // maxEnvelope bounds an encoded envelope: MaxData, and room for the other

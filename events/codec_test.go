@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -240,5 +241,31 @@ func TestDataOverTheLimit(t *testing.T) {
 	var fe *FieldError
 	if _, err := Unmarshal(raw); !errors.Is(err, ErrMalformed) || !errors.As(err, &fe) || fe.Field != "data" {
 		t.Fatalf("Unmarshal = %v, want ErrMalformed naming data", err)
+	}
+}
+
+// TestMarshalRefusesWhatUnmarshalRefuses: an event Marshal encodes is one
+// Unmarshal decodes, even when escaping grows its data past the limit, or
+// its data nests too deep, or its text fields are long.
+func TestMarshalRefusesWhatUnmarshalRefuses(t *testing.T) {
+	deep := strings.Repeat("[", maxNesting+1) + strings.Repeat("]", maxNesting+1)
+	for name, mutate := range map[string]func(*Envelope){
+		"escaping grows it past the limit": func(e *Envelope) {
+			e.Data = json.RawMessage(`"` + strings.Repeat("<", MaxData-2) + `"`)
+		},
+		"nested past 10000 levels": func(e *Envelope) { e.Data = json.RawMessage(deep) },
+		"a long type":              func(e *Envelope) { e.Type = strings.Repeat("t", MaxText+1) },
+		"a long correlation id":    func(e *Envelope) { e.CorrelationID = strings.Repeat("c", MaxText+1) },
+	} {
+		e := validEnvelope()
+		mutate(&e)
+		b, err := Marshal(e)
+		if err == nil {
+			if _, uerr := Unmarshal(b); uerr != nil {
+				t.Errorf("%s: Marshal took it, Unmarshal refuses it: %v", name, uerr)
+			} else {
+				t.Errorf("%s: Marshal took it", name)
+			}
+		}
 	}
 }

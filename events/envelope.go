@@ -71,6 +71,10 @@ func ValidID(s string) bool {
 // limits of their own); it bounds what any producer can put on the stream.
 const MaxData = 64 << 10
 
+// MaxText bounds, in bytes, the envelope's free-text fields: type,
+// correlation and causation ids.
+const MaxText = 256
+
 // FieldError is a validation failure of one named field.
 type FieldError struct {
 	Field  string
@@ -95,6 +99,9 @@ func (e Envelope) validate(valid func([]byte) bool) error {
 	}
 	check(ValidID(e.ID), "id", "must be 1-128 characters of [A-Za-z0-9_-]")
 	check(e.Type != "", "type", "is required")
+	check(len(e.Type) <= MaxText, "type", "is over 256 bytes")
+	check(len(e.CorrelationID) <= MaxText, "correlation_id", "is over 256 bytes")
+	check(len(e.CausationID) <= MaxText, "causation_id", "is over 256 bytes")
 	// go-json keeps invalid UTF-8 that encoding/json and Marshal replace
 	// with U+FFFD: such a string would not survive a round trip.
 	check(utf8.ValidString(e.Type), "type", "must be valid UTF-8")

@@ -36,6 +36,8 @@ const (
 	// MetaAggregateType and MetaAggregateID name the message's aggregate.
 	MetaAggregateType = "evflow_aggregate_type"
 	MetaAggregateID   = "evflow_aggregate_id"
+	// MetaTenant is the tenant of the message's event.
+	MetaTenant = "evflow_tenant"
 	// MetaPosition is the stream position the broker assigned.
 	MetaPosition = "evflow_position"
 	// MetaExpected, when set on a published message, is the position the
@@ -58,18 +60,20 @@ func ToMessage(e events.Envelope, partitions int) (*message.Message, error) {
 	m.Metadata.Set(MetaPartition, strconv.Itoa(events.Partition(e.AggregateID, partitions)))
 	m.Metadata.Set(MetaAggregateType, e.AggregateType)
 	m.Metadata.Set(MetaAggregateID, e.AggregateID)
+	m.Metadata.Set(MetaTenant, e.Tenant)
 	return m, nil
 }
 
 // DedupKey is the key under which a backend deduplicates m: its event id
-// within its aggregate, "<aggregate type>/<aggregate id>/<event id>". A
-// retried publish of an event has the same key; an event of another
-// aggregate that happens to reuse the id (another tenant's, say) does not,
-// so no producer can have another aggregate's events dropped as its
-// duplicates. Event ids hold no '/' ([events.ValidID]): [EventIDOf]
-// recovers the id.
+// within its tenant and aggregate, "<tenant>/<aggregate type>/<aggregate
+// id>/<event id>". A retried publish of an event has the same key; an
+// event of another aggregate, or of another tenant on the same aggregate
+// (the launches of an app reported by its owner and by a grantee), that
+// happens to reuse the id does not, so no producer can have another's
+// events dropped as its duplicates. Event ids hold no '/'
+// ([events.ValidID]): [EventIDOf] recovers the id.
 func DedupKey(m *message.Message) string {
-	return m.Metadata.Get(MetaAggregateType) + "/" + m.Metadata.Get(MetaAggregateID) + "/" + m.UUID
+	return m.Metadata.Get(MetaTenant) + "/" + m.Metadata.Get(MetaAggregateType) + "/" + m.Metadata.Get(MetaAggregateID) + "/" + m.UUID
 }
 
 // EventIDOf returns the event id of a [DedupKey]; a bare id is its own.

@@ -153,7 +153,11 @@ func TestRedactURL(t *testing.T) {
 		// from one in an unescaped password.
 		"mongodb://m1:27017/?appName=a@b": "mongodb://REDACTED@b",
 		"nats://h1:4222":                  "nats://h1:4222",
-		"":                                "",
+		"nats://u:pa://ss@h1":             "nats://REDACTED@h1",
+		"mongodb://h/?tls=true&tlsCertificateKeyFilePassword=s3cret&replicaSet=rs0":            "mongodb://h/?tls=true&tlsCertificateKeyFilePassword=REDACTED&replicaSet=rs0",
+		"mongodb://h/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok": "mongodb://h/?authMechanism=MONGODB-AWS&authMechanismProperties=REDACTED",
+		"nats://u:p@h1:4222,nats://h2:4222?x=1":                                                "nats://REDACTED@h1:4222,nats://h2:4222?x=1",
+		"":                                                                                     "",
 	} {
 		if got := config.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

@@ -98,8 +98,9 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.owned, prometheus.GaugeValue, v, name, label)
 		}
 	}
+	lags := c.lagsNow()
 	for _, r := range c.runners {
-		for p, lag := range c.lagsNow()[r.Name()] {
+		for p, lag := range lags[r.Name()] {
 			if p < len(c.partitions) {
 				ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(lag), r.Name(), c.partitions[p])
 			}
@@ -107,15 +108,17 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// lagsNow returns the projections' lags, read at most once per lagTTL;
-// concurrent scrapes wait for one read.
+// lagsNow returns the projections' lags, read at most once per lagTTL
+// after the last read ended (a failed read included): concurrent scrapes
+// wait for one read and share it, however slow the stores are.
 func (c *replicaCollector) lagsNow() map[string][]uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if time.Since(c.lagsAt) < lagTTL {
 		return c.lags
 	}
-	c.lags, c.lagsAt = map[string][]uint64{}, time.Now()
+	defer func() { c.lagsAt = time.Now() }()
+	c.lags = map[string][]uint64{}
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	heads, err := c.b.Log.Heads(ctx)

@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"bus", "kind"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evflow_events_duplicate_total",
-			Help: "Events published again that the broker had stored already (a retry, deduplicated by aggregate and event id), by bus and kind.",
+			Help: "Events published again that the broker had stored already (a retry of another publish call, deduplicated by tenant, aggregate and event id), by bus and kind.",
 		}, []string{"bus", "kind"}),
 		publishFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evflow_publish_failures_total",

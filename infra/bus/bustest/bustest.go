@@ -43,7 +43,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("NackRedeliversFromTheNackedMessage", func(t *testing.T) { nack(t, open(t, 4)) })
 	t.Run("StartsAtFindsTheFirstEventAtATime", func(t *testing.T) { startsAt(t, open(t, 4)) })
 	t.Run("MetadataReachesSubscribers", func(t *testing.T) { metadata(t, open(t, 4)) })
-	t.Run("SameIDOnAnotherAggregateIsNotADuplicate", func(t *testing.T) { idPerAggregate(t, open(t, 4)) })
+	t.Run("SameIDOfAnotherAggregateOrTenantIsNotADuplicate", func(t *testing.T) { idPerAggregate(t, open(t, 4)) })
 }
 
 func ctxOf(t *testing.T) context.Context {
@@ -140,9 +140,9 @@ func retried(t *testing.T, b Backend) {
 	}
 }
 
-// idPerAggregate: deduplication is per aggregate, so a producer reusing
-// another aggregate's event id (another tenant's, say) gets its own event
-// stored and cannot have the other's dropped; subscribers see the plain id.
+// idPerAggregate: deduplication is per tenant and aggregate, so a producer
+// reusing another's event id gets its own event stored and cannot have the
+// other's dropped; subscribers see the plain id.
 func idPerAggregate(t *testing.T, b Backend) {
 	ctx := ctxOf(t)
 	a := mustAppend(t, b, nil, Launch("shared-id", "app1", 1))[0]
@@ -151,8 +151,15 @@ func idPerAggregate(t *testing.T, b Backend) {
 	if again != a {
 		t.Errorf("retry on app1 got position %d, first %d", again, a)
 	}
-	if n, err := b.Log.Messages(ctx); err != nil || n != 2 {
-		t.Fatalf("messages = %d, %v; want 2: the event of app2 stored beside app1's", n, err)
+	// Another tenant on the same aggregate: the launches of an app its
+	// owner and a grantee report.
+	grantee := Launch("shared-id", "app1", 4)
+	grantee.Tenant = "org2"
+	if pos := mustAppend(t, b, nil, grantee)[0]; pos == a {
+		t.Errorf("org2's event on app1 got org1's position %d: dropped as its duplicate", pos)
+	}
+	if n, err := b.Log.Messages(ctx); err != nil || n != 3 {
+		t.Fatalf("messages = %d, %v; want 3: the events of app2 and of org2 stored beside app1's", n, err)
 	}
 	p := events.Partition("app2", b.Partitions)
 	if m := receive(t, b, p, other-1, 1)[0]; m.UUID != "shared-id" || m.Metadata.Get(bus.MetaAggregateID) != "app2" {

@@ -80,7 +80,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	var lastErr error
 	for attempt := 0; ; attempt++ {
-		retry, err := p.attempt(ctx, topic, msgs, pending)
+		retry, err := p.attempt(ctx, topic, msgs, pending, attempt == 0)
 		if err != nil {
 			return err
 		}
@@ -99,7 +99,11 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 // attempt publishes msgs[pending] and waits up to AckTimeout for their
 // acks; it returns those to publish again. A failed expectation on the
 // aggregate's position is returned as an error wrapping events.ErrConflict.
-func (p *Publisher) attempt(ctx context.Context, topic string, msgs []*message.Message, pending []int) ([]int, error) {
+//
+// A duplicate ack marks its message with bus.MetaDuplicate on the first
+// attempt only: on a later one it may be this call's own earlier attempt,
+// whose ack was lost, that stored the message.
+func (p *Publisher) attempt(ctx context.Context, topic string, msgs []*message.Message, pending []int, first bool) ([]int, error) {
 	futures := make([]jetstream.PubAckFuture, len(pending))
 	var retry []int
 	for j, i := range pending {
@@ -122,7 +126,7 @@ func (p *Publisher) attempt(ctx context.Context, topic string, msgs []*message.M
 		select {
 		case ack := <-futures[j].Ok():
 			msgs[i].Metadata.Set(bus.MetaPosition, strconv.FormatUint(ack.Sequence, 10))
-			if ack.Duplicate {
+			if ack.Duplicate && first {
 				msgs[i].Metadata.Set(bus.MetaDuplicate, "1")
 			}
 		case err := <-futures[j].Err():
