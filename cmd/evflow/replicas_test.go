@@ -206,7 +206,13 @@ func (c *cluster) send(ctx context.Context, path string, body any) (int, []byte)
 
 // get decodes GET path from replica p.
 func get(p *proc, path string, out any) (int, error) {
-	req, err := http.NewRequest(http.MethodGet, p.base+path, nil)
+	return p.call(http.MethodGet, path, nil, out)
+}
+
+// call sends method path with body (nil for none) to p, with its token,
+// and decodes a 200 answer into out when it is not nil.
+func (p *proc) call(method, path string, body io.Reader, out any) (int, error) {
+	req, err := http.NewRequest(method, p.base+path, body)
 	if err != nil {
 		return 0, err
 	}

@@ -213,19 +213,7 @@ func startServe(t *testing.T, bin string, env []string, args ...string) *proc {
 }
 
 func post(p *proc, body string) (int, error) {
-	req, err := http.NewRequest(http.MethodPost, p.base+"/v1/commands", strings.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	if p.token != "" {
-		req.Header.Set("Authorization", "Bearer "+p.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return p.call(http.MethodPost, "/v1/commands", strings.NewReader(body), nil)
 }
 
 // nkeySeed writes a new user nkey seed to a file; it returns the file and the seed.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -49,35 +50,48 @@ func (c *Config) apiFlags(fs *flag.FlagSet) {
 	num(&c.MaxLaunches, "max-launches", "most launches one API request carries")
 }
 
+// Verifier loads the API's token verifier from the keys file and the JWT
+// secret; it is nil, with no error, when the API runs open. Errors name
+// the flag at fault.
+func (a API) Verifier() (*auth.Verifier, error) {
+	var (
+		keys *auth.Keys
+		jwt  *auth.JWT
+		errs []error
+		err  error
+	)
+	if a.AuthKeys != "" {
+		if keys, err = auth.LoadKeys(a.AuthKeys); err != nil {
+			errs = append(errs, fmt.Errorf("--auth-keys: %w", err))
+		}
+	}
+	if a.AuthJWTSecretFile != "" {
+		if jwt, err = auth.LoadJWT(a.AuthJWTSecretFile); err != nil {
+			errs = append(errs, fmt.Errorf("--auth-jwt-secret-file: %w", err))
+		}
+	}
+	if errs != nil || (keys == nil && jwt == nil) {
+		return nil, errors.Join(errs...)
+	}
+	v, err := auth.NewVerifier(keys, jwt, auth.WithAdminOrg(a.AdminOrg))
+	if err != nil {
+		flag := "auth-keys"
+		if !events.ValidID(a.AdminOrg) {
+			flag = "admin-org"
+		}
+		return nil, fmt.Errorf("--%s: %w", flag, err)
+	}
+	return v, nil
+}
+
 // validateAPI checks the HTTP API's settings.
 func (c Config) validateAPI() []error {
 	var errs []error
 	bad := func(flag, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
 	}
-	var (
-		keys *auth.Keys
-		jwt  *auth.JWT
-		err  error
-	)
-	if c.AuthKeys != "" {
-		if keys, err = auth.LoadKeys(c.AuthKeys); err != nil {
-			bad("auth-keys", "%v", err)
-		}
-	}
-	if c.AuthJWTSecretFile != "" {
-		if jwt, err = auth.LoadJWT(c.AuthJWTSecretFile); err != nil {
-			bad("auth-jwt-secret-file", "%v", err)
-		}
-	}
-	if keys != nil || jwt != nil {
-		if _, err := auth.NewVerifier(keys, jwt, auth.WithAdminOrg(c.AdminOrg)); err != nil {
-			flag := "auth-keys"
-			if !events.ValidID(c.AdminOrg) {
-				flag = "admin-org"
-			}
-			bad(flag, "%v", err)
-		}
+	if _, err := c.Verifier(); err != nil {
+		errs = append(errs, err)
 	}
 	if !(c.RateLimit >= 0) || math.IsInf(c.RateLimit, 0) {
 		bad("rate-limit", "%g is not a number of requests per second", c.RateLimit)

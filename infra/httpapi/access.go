@@ -12,6 +12,7 @@ import (
 
 	"github.com/evflow/evflow/events"
 	"github.com/evflow/evflow/handlers"
+	"github.com/evflow/evflow/infra/auth"
 	"github.com/evflow/evflow/projections"
 )
 
@@ -27,11 +28,6 @@ type Tenancy interface {
 	// LaunchCounts returns the launches of each app of ids on day.
 	LaunchCounts(ctx context.Context, day string, ids []string) ([]int64, error)
 }
-
-// errDenied is a tenant check that failed (403).
-type errDenied struct{ msg string }
-
-func (e *errDenied) Error() string { return e.msg }
 
 // mayRead reports whether app's owner and grants let tenant read it.
 func mayRead(app projections.App, tenant string) bool {
@@ -84,37 +80,33 @@ func (c *access) app(ctx context.Context, id string) (projections.App, bool, err
 	return acl, true, nil
 }
 
-// checkRead returns nil when the request may read app id: the API runs
+// checkRead reports whether the request may read app id: the API runs
 // open, or the token's tenant owns the app or was granted it. Otherwise it
-// answers (404 for an app that does not exist, 403 for another tenant's)
-// and returns an error.
-func (a *api) checkRead(w http.ResponseWriter, r *http.Request, id string) error {
-	p, ok := principal(r.Context())
+// answers (404 for an app that does not exist, 403 for another tenant's).
+func (a *api) checkRead(w http.ResponseWriter, r *http.Request, id string) bool {
+	p, ok := auth.FromContext(r.Context())
 	if !ok {
-		return nil
+		return true
 	}
 	app, found, err := a.access.app(r.Context(), id)
 	switch {
 	case err != nil:
 		a.fail(w, r, err)
-		return err
 	case !found:
-		err = fmt.Errorf("app %q not found", id)
-		writeError(w, http.StatusNotFound, apiError{Error: err.Error()})
-		return err
+		writeError(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("app %q not found", id)})
 	case !mayRead(app, p.Tenant):
-		err = &errDenied{fmt.Sprintf("organization %q neither owns app %q nor was granted it", p.Tenant, id)}
-		writeError(w, http.StatusForbidden, apiError{Error: err.Error(), Rule: "tenant"})
-		return err
+		writeError(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("organization %q neither owns app %q nor was granted it", p.Tenant, id), Rule: "tenant"})
+	default:
+		return true
 	}
-	return nil
+	return false
 }
 
 // actAs fills the tenant of a command from the token, or checks it: a
 // token acts for its own organization only. It returns false once it
 // answered.
 func (a *api) actAs(w http.ResponseWriter, r *http.Request, tenant *string, field string) bool {
-	p, ok := principal(r.Context())
+	p, ok := auth.FromContext(r.Context())
 	if !ok {
 		return true
 	}
@@ -136,7 +128,7 @@ func (a *api) actAs(w http.ResponseWriter, r *http.Request, tenant *string, fiel
 // app that organization owns or was granted. It returns false once it
 // answered.
 func (a *api) checkLaunches(w http.ResponseWriter, r *http.Request, ls []handlers.Launch) bool {
-	p, ok := principal(r.Context())
+	p, ok := auth.FromContext(r.Context())
 	if !ok {
 		return true
 	}

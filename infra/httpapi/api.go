@@ -211,7 +211,7 @@ func (a *api) app(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if p, authed := principal(r.Context()); found && authed {
+	if p, authed := auth.FromContext(r.Context()); found && authed {
 		if !mayRead(app, p.Tenant) {
 			writeError(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("organization %q neither owns app %q nor was granted it", p.Tenant, id), Rule: "tenant"})
 			return
@@ -246,7 +246,7 @@ type Release struct {
 
 func (a *api) release(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
-	if !ok || a.checkRead(w, r, id) != nil {
+	if !ok || !a.checkRead(w, r, id) {
 		return
 	}
 	v, pos, found, err := a.cfg.Hot.Release(r.Context(), id)
@@ -273,7 +273,7 @@ type Stats struct {
 
 func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
-	if !ok || a.checkRead(w, r, id) != nil {
+	if !ok || !a.checkRead(w, r, id) {
 		return
 	}
 	day, ok := queryDay(w, r)
@@ -315,7 +315,7 @@ func (a *api) top(w http.ResponseWriter, r *http.Request) {
 	}
 	var apps []projections.AppCount
 	var err error
-	if p, authed := principal(r.Context()); authed {
+	if p, authed := auth.FromContext(r.Context()); authed {
 		apps, err = a.topOf(r.Context(), p.Tenant, day, n)
 	} else {
 		apps, err = a.cfg.Hot.Top(r.Context(), day, n)

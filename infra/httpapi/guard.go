@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -129,7 +128,3 @@ func (l *limiters) evictIdle() {
 		}
 	}
 }
-
-// principal returns the request's principal, and false when the API runs
-// open (every tenant check then passes).
-func principal(ctx context.Context) (auth.Principal, bool) { return auth.FromContext(ctx) }

@@ -2,11 +2,9 @@ package platform
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 
-	"github.com/evflow/evflow/infra/auth"
 	"github.com/evflow/evflow/infra/config"
 	"github.com/evflow/evflow/infra/httpapi"
 )
@@ -25,24 +23,9 @@ func newAuth(cfg config.Config, log *slog.Logger) (apiAuth, error) {
 			"http", cfg.HTTPAddr, "reachable_from_other_hosts", exposed, "admin_api", cfg.AdminAPI)
 		return apiAuth{}, nil
 	}
-	var (
-		keys *auth.Keys
-		jwt  *auth.JWT
-		err  error
-	)
-	if cfg.AuthKeys != "" {
-		if keys, err = auth.LoadKeys(cfg.AuthKeys); err != nil {
-			return apiAuth{}, UsageError{fmt.Errorf("--auth-keys: %w", err)}
-		}
-	}
-	if cfg.AuthJWTSecretFile != "" {
-		if jwt, err = auth.LoadJWT(cfg.AuthJWTSecretFile); err != nil {
-			return apiAuth{}, UsageError{fmt.Errorf("--auth-jwt-secret-file: %w", err)}
-		}
-	}
-	v, err := auth.NewVerifier(keys, jwt, auth.WithAdminOrg(cfg.AdminOrg))
+	v, err := cfg.Verifier()
 	if err != nil {
-		return apiAuth{}, UsageError{fmt.Errorf("--auth-keys: %w", err)}
+		return apiAuth{}, UsageError{err}
 	}
 	log.Info("API authentication on", "keys_file", cfg.AuthKeys != "", "jwt", cfg.AuthJWTSecretFile != "",
 		"admin_api", cfg.AdminAPI, "admin_org", cfg.AdminOrg, "rate_limit", cfg.RateLimit)

@@ -1,14 +1,10 @@
 package platform_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,41 +16,12 @@ import (
 
 	"github.com/evflow/evflow/infra/platform"
 	"github.com/evflow/evflow/infra/telemetry"
+	"github.com/evflow/evflow/infra/testenv"
 )
-
-// jsonLog collects a replica's JSON log lines.
-type jsonLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *jsonLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines decodes the lines written so far; every one must be JSON.
-func (l *jsonLog) lines(t testing.TB) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(l.b.Bytes()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", sc.Text(), err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 // startObserved starts a replica of s that logs JSON at debug level to
 // logs and records its spans in exp, synchronously.
-func (s *stand) startObserved(t testing.TB, logs *jsonLog, exp *tracetest.InMemoryExporter) *replica {
+func (s *stand) startObserved(t testing.TB, logs *testenv.JSONLines, exp *tracetest.InMemoryExporter) *replica {
 	t.Helper()
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))

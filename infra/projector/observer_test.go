@@ -1,10 +1,7 @@
 package projector_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -77,35 +74,6 @@ func (r *recorder) EndBatch(_ context.Context, b *projector.Batch, applied bool,
 	r.parkedInBatch += b.Parked
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// lines decodes the JSON log lines written so far.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", sc.Text(), err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // The observer hears of every batch, each failed attempt and each parked
 // event; the failure and dead-letter logs name the event and the
 // correlation id of the command that caused it.
@@ -122,7 +90,7 @@ func TestObserverAndLogsFollowEveryBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.JSONLines{}
 	rec := &recorder{open: map[*projector.Batch]bool{}}
 	r, err := projector.New(projector.Config{Topic: evjs.DefaultTopic, Partitions: 1, MaxAttempts: 3,
 		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, DeadLetters: d.dl,
@@ -159,7 +127,7 @@ func TestObserverAndLogsFollowEveryBatch(t *testing.T) {
 	rec.mu.Unlock()
 
 	want := map[string]string{"event parked as a dead letter/l2": "corr-l2", "event parked as a dead letter/l3": "corr-l3", "apply failed, retrying/l2": "corr-l2"}
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.Lines(t) {
 		key := fmt.Sprintf("%v/%v", l["msg"], l["event_id"])
 		if corr, ok := want[key]; ok {
 			if l["correlation_id"] != corr {

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/evflow/evflow/infra/telemetry"
+	"github.com/evflow/evflow/infra/testenv"
 )
 
 // api is a small API: the route pattern names the spans.
@@ -43,7 +44,7 @@ func do(t *testing.T, method, url string, header map[string]string) *http.Respon
 
 func TestHTTPHandlerGivesRequestsIDsSpansAndLogLines(t *testing.T) {
 	tr, exp := newTracing(t)
-	var buf logBuffer
+	var buf testenv.JSONLines
 	log := telemetry.Logger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	srv := api(t, tr, log)
 
@@ -86,7 +87,7 @@ func TestHTTPHandlerGivesRequestsIDsSpansAndLogLines(t *testing.T) {
 	}
 
 	var lines []map[string]any
-	for _, l := range buf.lines(t) {
+	for _, l := range buf.Lines(t) {
 		if l["msg"] == "http request" {
 			lines = append(lines, l)
 		}

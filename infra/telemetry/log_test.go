@@ -6,10 +6,11 @@ import (
 	"testing"
 
 	"github.com/evflow/evflow/infra/telemetry"
+	"github.com/evflow/evflow/infra/testenv"
 )
 
 func TestLogHandlerAddsTheContextIDs(t *testing.T) {
-	var buf logBuffer
+	var buf testenv.JSONLines
 	log := telemetry.Logger(slog.New(slog.NewJSONHandler(&buf, nil)))
 	if telemetry.Logger(log) != log {
 		t.Fatal("Logger wrapped its own logger again")
@@ -21,7 +22,7 @@ func TestLogHandlerAddsTheContextIDs(t *testing.T) {
 	log.Info("without a context")
 	span.End()
 
-	lines := buf.lines(t)
+	lines := buf.Lines(t)
 	if len(lines) != 3 {
 		t.Fatalf("%d lines, want 3", len(lines))
 	}

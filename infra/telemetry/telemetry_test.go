@@ -1,16 +1,12 @@
 package telemetry_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -18,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/evflow/evflow/infra/telemetry"
+	"github.com/evflow/evflow/infra/testenv"
 )
 
 // newTracing returns a Tracing that records every span into the returned
@@ -36,35 +33,6 @@ func startSpan(t *testing.T, ctx context.Context) (context.Context, trace.Span) 
 	tp := sdktrace.NewTracerProvider()
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	return tp.Tracer("test").Start(ctx, "test")
-}
-
-// logBuffer collects JSON log lines, safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines decodes the lines written so far.
-func (l *logBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(l.b.Bytes()))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", sc.Text(), err)
-		}
-		out = append(out, m)
-	}
-	return out
 }
 
 func TestOTLPEndpointGetsThePathOfTraces(t *testing.T) {
@@ -91,7 +59,7 @@ func TestStartTracing(t *testing.T) {
 	if _, err := telemetry.StartTracing(t.Context(), telemetry.TracingConfig{Exporter: "jaeger"}); err == nil {
 		t.Fatal("exporter jaeger accepted")
 	}
-	var out logBuffer
+	var out testenv.JSONLines
 	on, err := telemetry.StartTracing(t.Context(), telemetry.TracingConfig{Exporter: telemetry.ExporterStdout, SampleRatio: 1, Instance: "r1", Stdout: &out})
 	if err != nil || !on.Enabled() {
 		t.Fatalf("stdout exporter: %v", err)
@@ -101,7 +69,7 @@ func TestStartTracing(t *testing.T) {
 	if err := on.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	spans := out.lines(t)
+	spans := out.Lines(t)
 	if len(spans) != 1 || spans[0]["Name"] != "HTTP GET" {
 		t.Fatalf("exported %v, want the request's span", spans)
 	}
