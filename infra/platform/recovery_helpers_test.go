@@ -275,29 +275,11 @@ func (r *replica) waitGeneration(name, gen string) {
 	})
 }
 
-// drillLog collects a replay's log lines.
-type drillLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *drillLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *drillLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // replay runs platform.Replay against the stand's stores and r's stream,
 // with the drill grace unless opts sets one, and batches of maxBatch
 // events (0: the replicas' setting). Its log goes to logs (if set) and,
 // with EVFLOW_TEST_LOG, to stderr.
-func (s *stand) runReplay(ctx context.Context, r *replica, opts platform.ReplayOptions, maxBatch int, logs *drillLog) ([]replay.Plan, []replay.Summary, error) {
+func (s *stand) runReplay(ctx context.Context, r *replica, opts platform.ReplayOptions, maxBatch int, logs *testenv.Buffer) ([]replay.Plan, []replay.Summary, error) {
 	cfg := s.cfg
 	cfg.NATSURL, cfg.MongoURI, cfg.RedisAddr = r.r.NATSURL, s.mongo.URI(), s.redis.Addr
 	if opts.Grace == 0 {

@@ -301,7 +301,7 @@ func testReplayResumesAfterInterruption(t *testing.T, s *stand) {
 		t.Fatalf("plan %+v: want to resume %s with fewer than the %d events", p, rec.Building, total)
 	}
 
-	logs := &drillLog{}
+	logs := &testenv.Buffer{}
 	_, sums, err := s.runReplay(ctx, r, platform.ReplayOptions{Projections: []string{"daily_stats"}}, small, logs)
 	if err != nil {
 		t.Fatalf("resumed replay: %v", err)

@@ -21,7 +21,7 @@ import (
 
 // startObserved starts a replica of s that logs JSON at debug level to
 // logs and records its spans in exp, synchronously.
-func (s *stand) startObserved(t testing.TB, logs *testenv.JSONLines, exp *tracetest.InMemoryExporter) *replica {
+func (s *stand) startObserved(t testing.TB, logs *testenv.Buffer, exp *tracetest.InMemoryExporter) *replica {
 	t.Helper()
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))

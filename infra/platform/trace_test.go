@@ -93,7 +93,7 @@ func TestTraceSpansHTTPToApply(t *testing.T) { onEachBus(t, testTraceSpansHTTPTo
 
 func testTraceSpansHTTPToApply(t *testing.T, s *stand) {
 	exp := tracetest.NewInMemoryExporter()
-	logs := &testenv.JSONLines{}
+	logs := &testenv.Buffer{}
 	r := s.startObserved(t, logs, exp)
 	r.caughtUp() // the runners are consuming
 	if code, id := r.post("/v1/commands", "req-create", cmd("app.create", "weather", "name", "Weather")); code != http.StatusOK || id != "req-create" {
@@ -125,7 +125,7 @@ func testTraceSpansHTTPToApply(t *testing.T, s *stand) {
 
 	// The request's log line carries its ids.
 	found := false
-	for _, l := range logs.Lines(t) {
+	for _, l := range logs.JSONLines(t) {
 		if l["msg"] == "http request" && l["request_id"] == "req-create" {
 			found = true
 			if l["trace_id"] != trace.String() || l["span_id"] != command.server.SpanContext.SpanID().String() || l["route"] != "POST /v1/commands" {

@@ -90,7 +90,7 @@ func TestObserverAndLogsFollowEveryBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	logs := &testenv.JSONLines{}
+	logs := &testenv.Buffer{}
 	rec := &recorder{open: map[*projector.Batch]bool{}}
 	r, err := projector.New(projector.Config{Topic: evjs.DefaultTopic, Partitions: 1, MaxAttempts: 3,
 		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, DeadLetters: d.dl,
@@ -127,7 +127,7 @@ func TestObserverAndLogsFollowEveryBatch(t *testing.T) {
 	rec.mu.Unlock()
 
 	want := map[string]string{"event parked as a dead letter/l2": "corr-l2", "event parked as a dead letter/l3": "corr-l3", "apply failed, retrying/l2": "corr-l2"}
-	for _, l := range logs.Lines(t) {
+	for _, l := range logs.JSONLines(t) {
 		key := fmt.Sprintf("%v/%v", l["msg"], l["event_id"])
 		if corr, ok := want[key]; ok {
 			if l["correlation_id"] != corr {

@@ -44,7 +44,7 @@ func do(t *testing.T, method, url string, header map[string]string) *http.Respon
 
 func TestHTTPHandlerGivesRequestsIDsSpansAndLogLines(t *testing.T) {
 	tr, exp := newTracing(t)
-	var buf testenv.JSONLines
+	var buf testenv.Buffer
 	log := telemetry.Logger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	srv := api(t, tr, log)
 
@@ -87,7 +87,7 @@ func TestHTTPHandlerGivesRequestsIDsSpansAndLogLines(t *testing.T) {
 	}
 
 	var lines []map[string]any
-	for _, l := range buf.Lines(t) {
+	for _, l := range buf.JSONLines(t) {
 		if l["msg"] == "http request" {
 			lines = append(lines, l)
 		}

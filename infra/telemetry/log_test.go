@@ -10,7 +10,7 @@ import (
 )
 
 func TestLogHandlerAddsTheContextIDs(t *testing.T) {
-	var buf testenv.JSONLines
+	var buf testenv.Buffer
 	log := telemetry.Logger(slog.New(slog.NewJSONHandler(&buf, nil)))
 	if telemetry.Logger(log) != log {
 		t.Fatal("Logger wrapped its own logger again")
@@ -22,7 +22,7 @@ func TestLogHandlerAddsTheContextIDs(t *testing.T) {
 	log.Info("without a context")
 	span.End()
 
-	lines := buf.Lines(t)
+	lines := buf.JSONLines(t)
 	if len(lines) != 3 {
 		t.Fatalf("%d lines, want 3", len(lines))
 	}

@@ -59,7 +59,7 @@ func TestStartTracing(t *testing.T) {
 	if _, err := telemetry.StartTracing(t.Context(), telemetry.TracingConfig{Exporter: "jaeger"}); err == nil {
 		t.Fatal("exporter jaeger accepted")
 	}
-	var out testenv.JSONLines
+	var out testenv.Buffer
 	on, err := telemetry.StartTracing(t.Context(), telemetry.TracingConfig{Exporter: telemetry.ExporterStdout, SampleRatio: 1, Instance: "r1", Stdout: &out})
 	if err != nil || !on.Enabled() {
 		t.Fatalf("stdout exporter: %v", err)
@@ -69,7 +69,7 @@ func TestStartTracing(t *testing.T) {
 	if err := on.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	spans := out.Lines(t)
+	spans := out.JSONLines(t)
 	if len(spans) != 1 || spans[0]["Name"] != "HTTP GET" {
 		t.Fatalf("exported %v, want the request's span", spans)
 	}

@@ -7,7 +7,6 @@ package testenv
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -190,7 +189,7 @@ func StartMongoWith(t testing.TB, opts MongoOptions) *Mongo {
 	t.Helper()
 	bin := ferretdBinary(t)
 	dir := t.TempDir()
-	stderr := new(syncBuffer)
+	stderr := new(Buffer)
 	args := []string{"-dir", dir}
 	if opts.TLS != nil {
 		cert := opts.TLS.Server()
@@ -268,25 +267,6 @@ func ferretdBinary(t testing.TB) string {
 		t.Fatalf("testenv: build ferretd (go tool -n ferretd): %v", ferretd.err)
 	}
 	return ferretd.path
-}
-
-// syncBuffer is a buffer written by a process's output copier and read by
-// the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // WaitFor polls cond every 20ms until it returns nil or timeout passes,
