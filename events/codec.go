@@ -86,7 +86,7 @@ func decodable(b []byte) bool {
 
 // nested reports whether b has brackets enough to nest past maxNesting.
 func nested(b []byte) bool {
-	return bytes.Count(b, []byte{'['})+bytes.Count(b, []byte{'{'}) > maxNesting
+	return len(b) > maxNesting && bytes.Count(b, []byte{'['})+bytes.Count(b, []byte{'{'}) > maxNesting
 }
 
 // maxEnvelope bounds an encoded envelope: MaxData, and room for the other

@@ -47,7 +47,8 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	busFlags(fs, &cfg)
 	config.URLVar(fs, &cfg.MongoURI, "mongo-uri", "MongoDB `URI` the replicas use (required)")
 	fs.StringVar(&cfg.MongoDB, "mongo-db", envOr("mongo-db", cfg.MongoDB), "MongoDB database name")
-	fs.IntVar(&cfg.MaxBatch, "max-batch", cfg.MaxBatch, "most events applied in one batch")
+	fs.IntVar(&cfg.MaxBatch, "max-batch", replay.DefaultMaxBatch, "most events applied in one batch")
+	fs.DurationVar(&cfg.Linger, "linger", replay.DefaultLinger, "how long a batch that is not full waits for more events (0: not at all)")
 	fs.IntVar(&cfg.MongoMaxBulk, "mongo-max-bulk", cfg.MongoMaxBulk, "most operations in one MongoDB bulk write (0: 16 on FerretDB, 500 otherwise)")
 	if err := fs.Parse(args); err != nil {
 		return usageErr(err)

@@ -27,6 +27,9 @@ const (
 	DefaultNATSPort = 4222
 	DefaultMongoDB  = "evflow"
 	DefaultMaxBatch = 256
+	// DefaultLinger is how long a projection's batch waits to fill (see
+	// projector.Config.Linger).
+	DefaultLinger = 2 * time.Millisecond
 	// DefaultMaxBody and DefaultMaxLaunches are httpapi's defaults.
 	DefaultMaxBody     = 1 << 20
 	DefaultMaxLaunches = 1000
@@ -72,8 +75,10 @@ type Config struct {
 	RedisDB int
 	// Partitions of the event stream, fixed for its life.
 	Partitions int
-	// MaxBatch bounds the events a projection applies at once.
+	// MaxBatch bounds the events a projection applies at once; Linger is
+	// how long a batch that is not full waits for more (0: not at all).
 	MaxBatch int
+	Linger   time.Duration
 	// MaxAttempts is how often an event failing for good is tried on its
 	// own before it is parked as a dead letter; RetryBackoff and
 	// RetryMaxBackoff bound the pause between attempts (doubling).
@@ -115,7 +120,7 @@ func Default() Config {
 	return Config{
 		DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, Bus: BusJetStream,
 		KafkaTopic: "evflow", KafkaGroup: "evflow", KafkaSessionTimeout: 6 * time.Second, NATSHost: "127.0.0.1", NATSPort: DefaultNATSPort,
-		MongoDB: DefaultMongoDB, Partitions: events.DefaultPartitions, MaxBatch: DefaultMaxBatch,
+		MongoDB: DefaultMongoDB, Partitions: events.DefaultPartitions, MaxBatch: DefaultMaxBatch, Linger: DefaultLinger,
 		Dedup: 2 * time.Minute, LogLevel: "info", LogFormat: "text",
 		LeaseTTL: 3 * time.Second, NATSClusterName: "evflow", NATSClusterPort: 6222,
 		MaxAttempts: 5, RetryBackoff: 50 * time.Millisecond, RetryMaxBackoff: 5 * time.Second,
@@ -151,6 +156,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	num(&c.RedisDB, "redis-db", "Redis logical database (SELECT) evflow uses")
 	num(&c.Partitions, "partitions", "partitions of the event stream (fixed once the stream exists)")
 	num(&c.MaxBatch, "max-batch", "most events a projection applies in one batch")
+	fs.DurationVar(&c.Linger, "linger", c.envDuration("linger", c.Linger), "how long a projection's batch that is not full waits for more events; 0 applies what has arrived at once (env "+EnvName("linger")+")")
 	num(&c.MaxAttempts, "max-attempts", "attempts of an event failing for good before it is parked as a dead letter")
 	fs.DurationVar(&c.RetryBackoff, "retry-backoff", c.envDuration("retry-backoff", c.RetryBackoff), "first pause before retrying a failed apply; it doubles (env "+EnvName("retry-backoff")+")")
 	fs.DurationVar(&c.RetryMaxBackoff, "retry-max-backoff", c.envDuration("retry-max-backoff", c.RetryMaxBackoff), "longest pause between retries of a failed apply (env "+EnvName("retry-max-backoff")+")")
@@ -249,6 +255,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatch < 1 || c.MaxBatch > 10000 {
 		bad("max-batch", "%d is out of range 1-10000", c.MaxBatch)
+	}
+	if c.Linger < 0 || c.Linger > time.Second {
+		bad("linger", "%s is out of range 0-1s", c.Linger)
 	}
 	if c.MaxAttempts < 1 || c.MaxAttempts > 1000 {
 		bad("max-attempts", "%d is out of range 1-1000", c.MaxAttempts)

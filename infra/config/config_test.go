@@ -36,6 +36,8 @@ func TestValidateNamesTheFlag(t *testing.T) {
 	}{
 		{[]string{"--partitions", "0"}, "--partitions"},
 		{[]string{"--max-batch", "100000"}, "--max-batch"},
+		{[]string{"--linger", "-1ms"}, "--linger"},
+		{[]string{"--linger", "2s"}, "--linger"},
 		{[]string{"--http-addr", "8080"}, "--http-addr"},
 		{[]string{"--redis-addr", "redis"}, "--redis-addr"},
 		{[]string{"--mongo-uri", "postgres://x"}, "--mongo-uri"},

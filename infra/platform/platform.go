@@ -99,7 +99,7 @@ func newRunners(cfg config.Config, log *slog.Logger, b *Bus, g *generations, m *
 	var runners runnerSet
 	for _, p := range projs {
 		r, err := projector.New(projector.Config{
-			Topic: b.Topic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch, Logger: log,
+			Topic: b.Topic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch, Linger: projector.Lingering(cfg.Linger), Logger: log,
 			DeadLetters: b.DeadLetters, MaxAttempts: cfg.MaxAttempts,
 			MinBackoff: cfg.RetryBackoff, MaxBackoff: cfg.RetryMaxBackoff,
 			Observer: observer(p.Name(), b, m, t),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/evflow/evflow/infra/config"
 	"github.com/evflow/evflow/infra/mongo"
+	"github.com/evflow/evflow/infra/projector"
 	"github.com/evflow/evflow/infra/redis"
 	"github.com/evflow/evflow/infra/replay"
 	"github.com/evflow/evflow/projections"
@@ -56,6 +57,9 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 	}
 	if cfg.MaxBatch < 1 || cfg.MaxBatch > 100000 {
 		errs = append(errs, fmt.Errorf("--max-batch %d: must be 1 to 100000", cfg.MaxBatch))
+	}
+	if cfg.Linger < 0 || cfg.Linger > time.Second {
+		errs = append(errs, fmt.Errorf("--linger %s: must be 0 to 1s", cfg.Linger))
 	}
 	if cfg.Bus == config.BusKafka && opts.From.Seq > 1 {
 		errs = append(errs, fmt.Errorf("--from %s: a sequence is a JetStream stream position; on Kafka replay from the beginning or from a time", opts.From))
@@ -131,7 +135,7 @@ func Replay(ctx context.Context, cfg config.Config, log *slog.Logger, opts Repla
 	}
 	rcfg := replay.Config{
 		Log: rb.log, NewSubscriber: rb.newSubscriber, Topic: rb.topic, Partitions: cfg.Partitions, From: opts.From,
-		MaxBatch: cfg.MaxBatch, DeadLetters: dl, Grace: opts.Grace,
+		MaxBatch: cfg.MaxBatch, Linger: projector.Lingering(cfg.Linger), DeadLetters: dl, Grace: opts.Grace,
 		Progress: opts.Progress, ProgressEvery: opts.ProgressEvery, Logger: log,
 	}
 	for _, name := range opts.Projections {

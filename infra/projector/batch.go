@@ -87,6 +87,9 @@ func (r *Runner) decode(ctx context.Context, b *batch, msgs []*message.Message, 
 			}
 			continue
 		}
+		if len(b.blocked) == 0 {
+			continue
+		}
 		agg := bus.AggregateKey(m.Metadata.Get(bus.MetaAggregateType), m.Metadata.Get(bus.MetaAggregateID))
 		if b.blocked[agg] && !checked[agg] {
 			checked[agg] = true

@@ -36,11 +36,21 @@ import (
 // Defaults of [Config].
 const (
 	DefaultMaxBatch     = 256
+	DefaultLinger       = 2 * time.Millisecond
 	DefaultMinBackoff   = 50 * time.Millisecond
 	DefaultMaxBackoff   = 5 * time.Second
 	DefaultApplyTimeout = 30 * time.Second
 	DefaultMaxAttempts  = 5
 )
+
+// Lingering is the [Config.Linger] of a linger given as a flag, where 0
+// means none.
+func Lingering(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
 
 // StartAfter returns the last position processed on a partition.
 type StartAfter func(ctx context.Context, partition int) (uint64, error)
@@ -56,6 +66,12 @@ type Config struct {
 	Partitions int
 	// MaxBatch bounds the events applied in one batch; default [DefaultMaxBatch].
 	MaxBatch int
+	// Linger is how long a batch that is not full waits for more events
+	// after its first one; default [DefaultLinger]. Under load it lets a
+	// batch fill, so that a store round trip carries many events; when
+	// idle it adds at most Linger to an event's latency. A negative
+	// Linger applies whatever has arrived at once.
+	Linger time.Duration
 	// MinBackoff and MaxBackoff bound the pause between retries of a failed batch.
 	MinBackoff, MaxBackoff time.Duration
 	// ApplyTimeout bounds one attempt to apply a batch, so a store call
@@ -81,6 +97,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = DefaultMinBackoff
@@ -310,6 +329,8 @@ func (r *Runner) Stop() {
 
 func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message, drain <-chan struct{}) {
 	msgs := make([]*message.Message, 0, r.cfg.MaxBatch)
+	linger := time.NewTimer(time.Hour)
+	defer linger.Stop()
 	var last uint64 // highest position handled by this worker
 	var blocked map[string]bool
 	if r.cfg.DeadLetters != nil {
@@ -330,17 +351,8 @@ func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message,
 		case <-ctx.Done():
 			return
 		}
-	gather:
-		for len(msgs) < r.cfg.MaxBatch {
-			select {
-			case m, ok := <-ch:
-				if !ok {
-					break gather
-				}
-				msgs = append(msgs, m)
-			default:
-				break gather
-			}
+		if !r.gather(ctx, ch, drain, &msgs, linger) {
+			return
 		}
 		b := &batch{p: p, blocked: blocked, drain: drain, info: Batch{Projection: r.name, Partition: p, Messages: msgs}}
 		started := time.Now()
@@ -360,6 +372,48 @@ func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message,
 			return
 		}
 	}
+}
+
+// gather adds to msgs, which holds a batch's first message, what else has
+// arrived, then what arrives within the linger, up to MaxBatch; it stops
+// waiting when the partition is drained or ch closes. It returns false
+// when ctx ends: the batch is dropped, and redelivered to the partition's
+// next consumer.
+func (r *Runner) gather(ctx context.Context, ch <-chan *message.Message, drain <-chan struct{}, msgs *[]*message.Message, linger *time.Timer) bool {
+	var wait <-chan time.Time
+	defer linger.Stop()
+	for len(*msgs) < r.cfg.MaxBatch {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				return true
+			}
+			*msgs = append(*msgs, m)
+			continue
+		default:
+		}
+		if r.cfg.Linger < 0 {
+			return true
+		}
+		if wait == nil {
+			linger.Reset(r.cfg.Linger)
+			wait = linger.C
+		}
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				return true
+			}
+			*msgs = append(*msgs, m)
+		case <-wait:
+			return true
+		case <-drain:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 // apply applies evs, events of b, retrying with backoff. It returns true

@@ -35,7 +35,7 @@ func build(ctx context.Context, cfg Config, proj projections.Projector, floor []
 	}
 
 	r, err := projector.New(projector.Config{
-		Topic: cfg.Topic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch,
+		Topic: cfg.Topic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
 		DeadLetters: cfg.DeadLetters, Logger: cfg.Logger,
 	}, floored{proj, floor}, cfg.NewSubscriber)
 	if err != nil {

@@ -35,6 +35,15 @@ import (
 // of a second and finish the batch in hand.
 const DefaultGrace = 5 * time.Second
 
+// Defaults of a rebuild's batches: larger and slower to close than live
+// processing's (projector.DefaultMaxBatch, projector.DefaultLinger), since
+// a rebuild reads a backlog and no one waits for a single event, each
+// store round trip carries more events.
+const (
+	DefaultMaxBatch = 1000
+	DefaultLinger   = 20 * time.Millisecond
+)
+
 // From is where a replay starts: the beginning of the stream, a stream
 // sequence, or a time.
 type From struct {
@@ -101,8 +110,11 @@ type Config struct {
 	Partitions    int
 	// From is where the rebuild starts.
 	From From
-	// MaxBatch bounds the events applied at once; default projector.DefaultMaxBatch.
+	// MaxBatch bounds the events applied at once; default [DefaultMaxBatch].
 	MaxBatch int
+	// Linger is how long a batch that is not full waits for more events;
+	// default [DefaultLinger], negative: not at all.
+	Linger time.Duration
 	// DeadLetters parks what cannot be applied, as live processing does.
 	DeadLetters projector.DeadLetterBox
 	// Grace is the wait between the swap and removing the old generation;
@@ -117,6 +129,12 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
+	}
 	if c.Grace <= 0 {
 		c.Grace = DefaultGrace
 	}

@@ -140,11 +140,12 @@ func toWatermill(ctx context.Context, jm jetstream.Msg, topic string, part int) 
 	if err != nil {
 		return nil, fmt.Errorf("message metadata: %w", err)
 	}
-	id := bus.EventIDOf(jm.Headers().Get(nats.MsgIdHdr))
-	m := message.NewMessageWithContext(ctx, id, jm.Data())
+	h := jm.Headers()
+	m := message.NewMessageWithContext(ctx, bus.EventIDOf(h.Get(nats.MsgIdHdr)), jm.Data())
+	m.Metadata = make(message.Metadata, 4+len(h))
 	m.Metadata.Set(bus.MetaPosition, strconv.FormatUint(md.Sequence.Stream, 10))
 	m.Metadata.Set(bus.MetaPartition, strconv.Itoa(part))
-	for k, v := range jm.Headers() {
+	for k, v := range h {
 		if len(v) > 0 && carried(k) {
 			m.Metadata.Set(k, v[0])
 		}
