@@ -10,7 +10,7 @@ import (
 )
 
 // checkEvery is how often a rebuild checks whether it caught up.
-const checkEvery = 25 * time.Millisecond
+const checkEvery = 5 * time.Millisecond
 
 // build applies the stream to proj, every partition from its checkpoint
 // but not before floor, until all have caught up with their heads; then
@@ -20,20 +20,9 @@ func build(ctx context.Context, cfg Config, proj projections.Projector, floor []
 	if err != nil {
 		return nil, err
 	}
-	var total uint64
 	for p := range from {
 		from[p] = max(from[p], floor[p])
-		n, err := cfg.Log.Pending(ctx, p, from[p])
-		if err != nil {
-			return nil, err
-		}
-		total += n
 	}
-	stored, err := cfg.Log.Messages(ctx)
-	if err != nil {
-		return nil, err
-	}
-
 	r, err := projector.New(projector.Config{
 		Topic: cfg.Topic, Partitions: cfg.Partitions, MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
 		DeadLetters: cfg.DeadLetters, Logger: cfg.Logger,
@@ -45,6 +34,19 @@ func build(ctx context.Context, cfg Config, proj projections.Projector, floor []
 	defer r.Stop()
 	for p := range cfg.Partitions {
 		r.Assign(p)
+	}
+	// What there is to apply, counted while the runner is at work.
+	var total uint64
+	for p := range from {
+		n, err := cfg.Log.Pending(ctx, p, from[p])
+		if err != nil {
+			return nil, err
+		}
+		total += n
+	}
+	stored, err := cfg.Log.Messages(ctx)
+	if err != nil {
+		return nil, err
 	}
 	report := func() {
 		done := r.Applied() + r.Parked() + r.Skipped()

@@ -136,14 +136,14 @@ func (c *cursor) Next(ctx context.Context) (*message.Message, error) {
 func (c *cursor) Close() { c.stop() }
 
 func toWatermill(ctx context.Context, jm jetstream.Msg, topic string, part int) (*message.Message, error) {
-	md, err := jm.Metadata()
+	seq, err := streamSeq(jm)
 	if err != nil {
-		return nil, fmt.Errorf("message metadata: %w", err)
+		return nil, err
 	}
 	h := jm.Headers()
 	m := message.NewMessageWithContext(ctx, bus.EventIDOf(h.Get(nats.MsgIdHdr)), jm.Data())
 	m.Metadata = make(message.Metadata, 4+len(h))
-	m.Metadata.Set(bus.MetaPosition, strconv.FormatUint(md.Sequence.Stream, 10))
+	m.Metadata.Set(bus.MetaPosition, seq)
 	m.Metadata.Set(bus.MetaPartition, strconv.Itoa(part))
 	for k, v := range h {
 		if len(v) > 0 && carried(k) {
@@ -158,6 +158,31 @@ func toWatermill(ctx context.Context, jm jetstream.Msg, topic string, part int) 
 		}
 	}
 	return m, nil
+}
+
+// streamSeq returns jm's stream sequence, as the decimal string of its
+// ack subject: $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.…
+// (9 tokens), or with <domain>.<account hash> after $JS.ACK (11 or more).
+// It is what jm.Metadata() reads, without parsing and allocating the
+// other fields for every message.
+func streamSeq(jm jetstream.Msg) (string, error) {
+	reply := jm.Reply()
+	n := strings.Count(reply, ".") + 1
+	at := 5
+	if n >= 11 {
+		at = 7
+	}
+	rest, ok := strings.CutPrefix(reply, "$JS.ACK.")
+	if ok && (n == 9 || n >= 11) {
+		for range at - 2 {
+			_, rest, _ = strings.Cut(rest, ".")
+		}
+		seq, _, _ := strings.Cut(rest, ".")
+		if _, err := strconv.ParseUint(seq, 10, 64); err == nil && seq[0] != '0' {
+			return seq, nil
+		}
+	}
+	return "", fmt.Errorf("message on %s: no stream sequence in its ack subject %q", jm.Subject(), reply)
 }
 
 // NewMux returns a subscriber that reads every subscribed partition of the
