@@ -29,7 +29,7 @@ const (
 	DefaultMaxBatch = 256
 	// DefaultLinger is how long a projection's batch waits to fill (see
 	// projector.Config.Linger).
-	DefaultLinger = 2 * time.Millisecond
+	DefaultLinger = time.Millisecond
 	// DefaultMaxBody and DefaultMaxLaunches are httpapi's defaults.
 	DefaultMaxBody     = 1 << 20
 	DefaultMaxLaunches = 1000

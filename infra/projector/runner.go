@@ -36,7 +36,7 @@ import (
 // Defaults of [Config].
 const (
 	DefaultMaxBatch     = 256
-	DefaultLinger       = 2 * time.Millisecond
+	DefaultLinger       = time.Millisecond
 	DefaultMinBackoff   = 50 * time.Millisecond
 	DefaultMaxBackoff   = 5 * time.Second
 	DefaultApplyTimeout = 30 * time.Second
