@@ -10,6 +10,12 @@
 // storage, a redis-server process (it must be on PATH) and an embedded
 // FerretDB. It exits 1, with a line naming each target missed, when a
 // target is missed.
+//
+// Every measurement runs --rounds times (3), the raw ceilings, the naive
+// baseline and evflow in turn, and a figure is the median of its rounds:
+// on a shared machine one figure moves by 20–50% from one minute to the
+// next, and a ratio of two single measurements taken a minute apart
+// measures that as much as evflow.
 package main
 
 import (
@@ -40,6 +46,9 @@ type config struct {
 	LatencyFor, LatencyWarm time.Duration
 	// Partitions of the event stream.
 	Partitions int
+	// Rounds is how many times every measurement runs; a figure is the
+	// median of its rounds.
+	Rounds int
 	// Smoke: tiny sizes, no targets.
 	Smoke bool
 }
@@ -51,7 +60,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("evbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := config{Events: 200_000, Live: 30 * time.Second, Rate: 10_000, LatencyFor: 10 * time.Second, LatencyWarm: 3 * time.Second, Partitions: 16}
+	cfg := config{Events: 200_000, Live: 30 * time.Second, Rate: 10_000, LatencyFor: 10 * time.Second, LatencyWarm: 3 * time.Second, Partitions: 16, Rounds: 3}
 	asJSON := fs.Bool("json", false, "print the figures as JSON")
 	fs.BoolVar(&cfg.Smoke, "smoke", false, "a few seconds with small sizes, no targets: checks the program still runs")
 	fs.IntVar(&cfg.Events, "events", cfg.Events, "events per backlog and publish run")
@@ -59,15 +68,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Rate, "rate", cfg.Rate, "fixed publish rate of the latency runs, events/s")
 	fs.DurationVar(&cfg.LatencyFor, "latency-for", cfg.LatencyFor, "length of each latency run, recorded")
 	fs.DurationVar(&cfg.LatencyWarm, "latency-warm", cfg.LatencyWarm, "warm-up of each latency run at the same rate, not recorded")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "how many times every measurement runs; a figure is the median of its rounds")
 	verbose := fs.Bool("v", false, "log progress to stderr")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if cfg.Smoke {
-		cfg.Events, cfg.Live, cfg.LatencyFor, cfg.LatencyWarm, cfg.Rate = 2_000, 2*time.Second, time.Second, 200*time.Millisecond, 1_000
+		cfg.Events, cfg.Live, cfg.LatencyFor, cfg.LatencyWarm, cfg.Rate, cfg.Rounds = 2_000, 2*time.Second, time.Second, 200*time.Millisecond, 1_000, 1
 	}
-	if cfg.Events < 100 || cfg.Rate < 1 || cfg.Live <= 0 || cfg.LatencyFor <= 0 || cfg.LatencyWarm < 0 {
-		fmt.Fprintln(stderr, "evbench: --events must be at least 100, --rate at least 1, --live and --latency-for positive, --latency-warm not negative")
+	if cfg.Events < 100 || cfg.Rate < 1 || cfg.Live <= 0 || cfg.LatencyFor <= 0 || cfg.LatencyWarm < 0 || cfg.Rounds < 1 {
+		fmt.Fprintln(stderr, "evbench: --events must be at least 100, --rate and --rounds at least 1, --live and --latency-for positive, --latency-warm not negative")
 		return 2
 	}
 	level := slog.LevelWarn
@@ -86,11 +96,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer st.Close()
 	r := &results{}
 	began := time.Now()
-	for _, sec := range sections {
-		log.Info("measuring", "section", sec.name)
-		if err := sec.run(ctx, st, cfg, r); err != nil {
-			fmt.Fprintf(stderr, "evbench: %s: %v\n", sec.name, err)
-			return 1
+	for round := 1; round <= cfg.Rounds; round++ {
+		for _, sec := range sections {
+			log.Info("measuring", "round", round, "section", sec.name)
+			if err := sec.run(ctx, st, cfg, r); err != nil {
+				fmt.Fprintf(stderr, "evbench: round %d: %s: %v\n", round, sec.name, err)
+				return 1
+			}
 		}
 	}
 	r.Took = time.Since(began)

@@ -3,21 +3,23 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 )
 
-// Figure is one measured number.
+// Figure is one measured number: the median of its samples, one a round.
 type Figure struct {
 	// Key names the figure for targets and JSON, e.g. "raw.publish".
 	Key string `json:"key"`
 	// Group is "raw", "naive" or "evflow"; Name says what was measured.
-	Group string  `json:"group"`
-	Name  string  `json:"name"`
-	Value float64 `json:"value"`
-	Unit  string  `json:"unit"`
+	Group   string    `json:"group"`
+	Name    string    `json:"name"`
+	Value   float64   `json:"value"`
+	Unit    string    `json:"unit"`
+	Samples []float64 `json:"samples"`
 }
 
 // results collects the figures of a run.
@@ -27,11 +29,30 @@ type results struct {
 	Took    time.Duration
 }
 
-// add records a figure.
+// add records a sample of a figure; the figure's value is the median of
+// its samples.
 func (r *results) add(key, group, name string, value float64, unit string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.Figures = append(r.Figures, Figure{Key: key, Group: group, Name: name, Value: value, Unit: unit})
+	i := slices.IndexFunc(r.Figures, func(f Figure) bool { return f.Key == key })
+	if i < 0 {
+		r.Figures = append(r.Figures, Figure{Key: key, Group: group, Name: name, Unit: unit})
+		i = len(r.Figures) - 1
+	}
+	f := &r.Figures[i]
+	f.Samples = append(f.Samples, value)
+	f.Value = median(f.Samples)
+}
+
+// median returns the middle of vs (the mean of the two middle ones when
+// their number is even).
+func median(vs []float64) float64 {
+	s := slices.Sorted(slices.Values(vs))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // get returns the value of the figure key and whether it was measured.
@@ -127,9 +148,13 @@ func (r *results) report(missed []string) report {
 // print writes the figures and the targets as two tables.
 func (r *results) print(w io.Writer, missed []string, smoke bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "group\tfigure\tvalue\tunit\t")
+	fmt.Fprintln(tw, "group\tfigure\tvalue\tunit\trounds' range\t")
 	for _, f := range r.Figures {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", f.Group, f.Name, format(f.Value), f.Unit)
+		spread := "-"
+		if len(f.Samples) > 1 {
+			spread = format(slices.Min(f.Samples)) + "–" + format(slices.Max(f.Samples))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", f.Group, f.Name, format(f.Value), f.Unit, spread)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

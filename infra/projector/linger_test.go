@@ -1,7 +1,9 @@
 package projector_test
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,20 +64,6 @@ func TestLingerGathersWhatArrivesWithinIt(t *testing.T) {
 	}
 }
 
-// Without a linger, a batch is what has arrived: a lone event is applied
-// at once, not held back.
-func TestNoLingerAppliesAtOnce(t *testing.T) {
-	d := newDrill(t)
-	rec := &recorder{open: map[*projector.Batch]bool{}}
-	d.lingering(10, -1, rec)
-	d.launch("a")
-	rec.applied(t, 1)
-	d.launch("a")
-	if batches := rec.applied(t, 2); batches != 2 {
-		t.Errorf("2 launches far apart were applied in %d batches, want 2", batches)
-	}
-}
-
 // A batch that is full does not wait out the linger.
 func TestFullBatchDoesNotLinger(t *testing.T) {
 	d := newDrill(t)
@@ -89,14 +77,57 @@ func TestFullBatchDoesNotLinger(t *testing.T) {
 	}
 }
 
+// handed is a subscriber that hands each message over unbuffered and
+// tells, on got, when the runner took the first one.
+type handed struct {
+	message.Subscriber
+	got  chan struct{}
+	once sync.Once
+}
+
+func (h *handed) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	in, err := h.Subscriber.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *message.Message)
+	go func() {
+		defer close(out)
+		for m := range in {
+			select {
+			case out <- m:
+				h.once.Do(func() { close(h.got) })
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
 // Revoking a partition ends the linger: the batch in hand is applied and
 // Revoke returns, without waiting the linger out.
 func TestRevokeEndsTheLinger(t *testing.T) {
 	d := newDrill(t)
-	rec := &recorder{open: map[*projector.Batch]bool{}}
-	r := d.lingering(10, time.Hour, rec)
+	sub := &handed{got: make(chan struct{})}
+	r, err := projector.New(projector.Config{Topic: evjs.DefaultTopic, Partitions: 1, MaxBatch: 10, Linger: time.Hour},
+		d.proj, func(start projector.StartAfter, window int) (message.Subscriber, error) {
+			s, err := evjs.NewSubscriber(d.js, evjs.SubscriberConfig{StartAfter: start, Window: window})
+			sub.Subscriber = s
+			return sub, err
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start(testenv.Context(t))
+	defer r.Stop()
+	r.Assign(0)
 	d.launch("a")
-	time.Sleep(200 * time.Millisecond) // delivered, lingering
+	select {
+	case <-sub.got: // the batch is in hand, lingering
+	case <-time.After(20 * time.Second):
+		t.Fatal("the runner never took the launch")
+	}
 	done := make(chan struct{})
 	go func() { r.Revoke(0); close(done) }()
 	select {

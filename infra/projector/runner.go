@@ -377,8 +377,8 @@ func (r *Runner) consume(ctx context.Context, p int, ch <-chan *message.Message,
 // gather adds to msgs, which holds a batch's first message, what else has
 // arrived, then what arrives within the linger, up to MaxBatch; it stops
 // waiting when the partition is drained or ch closes. It returns false
-// when ctx ends: the batch is dropped, and redelivered to the partition's
-// next consumer.
+// when ctx ends (ch closes because it ended, too): the batch is dropped,
+// and redelivered to the partition's next consumer.
 func (r *Runner) gather(ctx context.Context, ch <-chan *message.Message, drain <-chan struct{}, msgs *[]*message.Message, linger *time.Timer) bool {
 	var wait <-chan time.Time
 	defer linger.Stop()
@@ -386,7 +386,7 @@ func (r *Runner) gather(ctx context.Context, ch <-chan *message.Message, drain <
 		select {
 		case m, ok := <-ch:
 			if !ok {
-				return true
+				return ctx.Err() == nil
 			}
 			*msgs = append(*msgs, m)
 			continue
@@ -402,7 +402,7 @@ func (r *Runner) gather(ctx context.Context, ch <-chan *message.Message, drain <
 		select {
 		case m, ok := <-ch:
 			if !ok {
-				return true
+				return ctx.Err() == nil
 			}
 			*msgs = append(*msgs, m)
 		case <-wait:

@@ -9,8 +9,13 @@ import (
 	"github.com/evflow/evflow/projections"
 )
 
-// checkEvery is how often a rebuild checks whether it caught up.
-const checkEvery = 5 * time.Millisecond
+// checkEvery is how often a rebuild checks whether it caught up with the
+// heads it read last; headsEvery is the least time between two reads of
+// the heads.
+const (
+	checkEvery = 5 * time.Millisecond
+	headsEvery = 25 * time.Millisecond
+)
 
 // build applies the stream to proj, every partition from its checkpoint
 // but not before floor, until all have caught up with their heads; then
@@ -71,7 +76,10 @@ func build(ctx context.Context, cfg Config, proj projections.Projector, floor []
 			report()
 			reported = time.Now()
 		}
-		if time.Since(polled) < time.Second && !caughtUp(r, from, heads) {
+		// The heads are read again once a second, or when the runner
+		// reached them, but not more than every headsEvery: under
+		// traffic it reaches them again and again.
+		if since := time.Since(polled); since < headsEvery || since < time.Second && !caughtUp(r, from, heads) {
 			continue
 		}
 		// Fresh heads, and a total grown by what was published since.
