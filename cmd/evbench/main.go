@@ -4,7 +4,7 @@
 //
 //	evbench            # the full run (under 10 minutes), one table
 //	evbench --json     # the same figures as JSON
-//	evbench --smoke    # a few seconds, small sizes, no targets (CI)
+//	evbench --smoke    # a few seconds, small sizes, two rounds, no targets (CI)
 //
 // It starts what it measures on loopback: an embedded nats-server with file
 // storage, a redis-server process (it must be on PATH) and an embedded
@@ -74,7 +74,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if cfg.Smoke {
-		cfg.Events, cfg.Live, cfg.LatencyFor, cfg.LatencyWarm, cfg.Rate, cfg.Rounds = 2_000, 2*time.Second, time.Second, 200*time.Millisecond, 1_000, 1
+		cfg.Events, cfg.Live, cfg.LatencyFor, cfg.LatencyWarm, cfg.Rate, cfg.Rounds = 2_000, 2*time.Second, time.Second, 200*time.Millisecond, 1_000, 2
 	}
 	if cfg.Events < 100 || cfg.Rate < 1 || cfg.Live <= 0 || cfg.LatencyFor <= 0 || cfg.LatencyWarm < 0 || cfg.Rounds < 1 {
 		fmt.Fprintln(stderr, "evbench: --events must be at least 100, --rate and --rounds at least 1, --live and --latency-for positive, --latency-warm not negative")

@@ -61,6 +61,12 @@ func rawRedis(ctx context.Context, st *stand, n int) (time.Duration, error) {
 		return 0, err
 	}
 	defer c.Close()
+	// The dedup keys of an earlier round would take these ops for
+	// duplicates: start from an empty database (the raw and naive
+	// measurements' own, database 0).
+	if err := c.Do(ctx, c.B().Flushdb().Build()).Error(); err != nil {
+		return 0, fmt.Errorf("empty the raw measurements' database: %w", err)
+	}
 	if err := rawIdempotentLua.Exec(ctx, c, []string{"rawbench:warm", "rawbench:warmcount"}, []string{rawDedupTTL}).Error(); err != nil {
 		return 0, fmt.Errorf("load the Lua script: %w", err)
 	}
