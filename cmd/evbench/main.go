@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -97,6 +98,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	r := &results{}
 	began := time.Now()
 	for round := 1; round <= cfg.Rounds; round++ {
+		collect()
+		log.Info("round", "round", round, "goroutines", runtime.NumGoroutine(), "heap_mib", heapMiB())
 		for _, sec := range sections {
 			log.Info("measuring", "round", round, "section", sec.name)
 			if err := sec.run(ctx, st, cfg, r); err != nil {
