@@ -34,12 +34,7 @@ type API struct {
 
 // apiFlags registers the API's settings on fs.
 func (c *Config) apiFlags(fs *flag.FlagSet) {
-	str := func(p *string, name, usage string) {
-		fs.StringVar(p, name, env(name, *p), usage+" (env "+EnvName(name)+")")
-	}
-	num := func(p *int, name, usage string) {
-		fs.IntVar(p, name, c.envInt(name, *p), usage+" (env "+EnvName(name)+")")
-	}
+	str, num := c.envVars(fs)
 	str(&c.AuthKeys, "auth-keys", "keys file of the API's bearer tokens (evflow token new makes entries); with neither this nor --auth-jwt-secret-file the API runs open")
 	str(&c.AuthJWTSecretFile, "auth-jwt-secret-file", "file holding the HMAC-SHA256 secret (32 bytes or more) of the API's JWT bearer tokens")
 	fs.BoolVar(&c.AdminAPI, "admin-api", c.envBool("admin-api", c.AdminAPI), "serve the admin endpoints (status, dead letters), to admin tokens when auth is on (env "+EnvName("admin-api")+")")

@@ -132,12 +132,7 @@ func Default() Config {
 // Flags registers every setting on fs, with defaults taken from c and then
 // from the environment.
 func (c *Config) Flags(fs *flag.FlagSet) {
-	str := func(p *string, name, usage string) {
-		fs.StringVar(p, name, env(name, *p), usage+" (env "+EnvName(name)+")")
-	}
-	num := func(p *int, name, usage string) {
-		fs.IntVar(p, name, c.envInt(name, *p), usage+" (env "+EnvName(name)+")")
-	}
+	str, num := c.envVars(fs)
 	str(&c.DataDir, "data-dir", "directory of the embedded parts' data")
 	str(&c.HTTPAddr, "http-addr", "address the HTTP API listens on")
 	str(&c.Bus, "bus", "event log: jetstream (NATS, embedded unless --nats-url) or kafka (--kafka-brokers)")
@@ -321,6 +316,19 @@ func (c Config) Replicas() int {
 	default:
 		return 1
 	}
+}
+
+// envVars returns the functions that register a string and a whole-number
+// flag on fs, each defaulting to its environment variable, then to the
+// value it points at.
+func (c *Config) envVars(fs *flag.FlagSet) (str func(p *string, name, usage string), num func(p *int, name, usage string)) {
+	str = func(p *string, name, usage string) {
+		fs.StringVar(p, name, env(name, *p), usage+" (env "+EnvName(name)+")")
+	}
+	num = func(p *int, name, usage string) {
+		fs.IntVar(p, name, c.envInt(name, *p), usage+" (env "+EnvName(name)+")")
+	}
+	return str, num
 }
 
 // EnvName is the environment variable of a flag.

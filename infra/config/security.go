@@ -58,9 +58,7 @@ type Security struct {
 // replicas' servers need (all but the embedded server's certificate), with
 // defaults from the environment.
 func (c *Config) SecurityFlags(fs *flag.FlagSet) {
-	str := func(p *string, name, usage string) {
-		fs.StringVar(p, name, env(name, *p), usage+" (env "+EnvName(name)+")")
-	}
+	str, _ := c.envVars(fs)
 	secret := func(p *Secret, name, usage string) {
 		*p = Secret(env(name, p.Reveal()))
 		fs.Var(p, name, usage+"; prefer the environment variable "+EnvName(name)+" to the flag, which any user sees in ps")

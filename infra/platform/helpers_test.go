@@ -93,6 +93,12 @@ func (s *stand) start(t testing.TB) *replica {
 	if err != nil {
 		t.Fatalf("new replica: %v", err)
 	}
+	return run(t, app, r)
+}
+
+// run starts app, the replica r, and stops it when the test ends.
+func run(t testing.TB, app *fx.App, r *platform.Replica) *replica {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := app.Start(ctx); err != nil {

@@ -1,7 +1,6 @@
 package platform_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -31,14 +30,7 @@ func (s *stand) startObserved(t testing.TB, logs *testenv.Buffer, exp *tracetest
 	if err := app.Err(); err != nil {
 		t.Fatalf("new replica: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatalf("start replica: %v", err)
-	}
-	rep := &replica{t: t, app: app, r: r, base: "http://" + r.HTTPAddr}
-	t.Cleanup(rep.stop)
-	return rep
+	return run(t, app, r)
 }
 
 // metrics scrapes the replica's GET /metrics.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -32,8 +33,8 @@ func published(t *testing.T, n int) ([]*message.Message, trace.SpanContext) {
 	return msgs, span.SpanContext()
 }
 
-// sampleCount is the number of observations of the histogram name.
-func sampleCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+// metric is the first series of the metric name in reg.
+func metric(t *testing.T, reg *prometheus.Registry, name string) *dto.Metric {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -41,26 +42,22 @@ func sampleCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+			return mf.GetMetric()[0]
 		}
 	}
 	t.Fatalf("no metric %s", name)
-	return 0
+	return nil
+}
+
+// sampleCount is the number of observations of the histogram name.
+func sampleCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	return metric(t, reg, name).GetHistogram().GetSampleCount()
 }
 
 func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return metric(t, reg, name).GetCounter().GetValue()
 }
 
 func TestApplySpanIsTheChildOfOnePublishAndLinksToMany(t *testing.T) {
